@@ -1,0 +1,141 @@
+"""One esorex call: the argument list, the container mounts, and the staging directory it writes into.
+
+This is the domain half of :class:`muse_operators.operators.esorex.EsorexOperator`, free of Airflow
+and Docker so that its rules can be tested directly:
+
+* the command is an argument list, never a shell string;
+* host paths are mounted at the same paths inside the container (SOF paths need no translation);
+  inputs read-only, only the staging directory read-write;
+* esorex writes into a *staging* directory beside the product directory; products are moved into the
+  product directory only after the exit status and the products' PRO.CATG were checked, so a killed or
+  failed run never leaves a file that looks finished.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .recipe_params import RecipeCatalog
+from .sof import SofEntry, input_directories, render_sof
+
+# The image's unprivileged user (images/esorex/Dockerfile, ESOREX_UID/GID).
+IMAGE_USER = (10001, 10001)
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A bind mount, host path == container path."""
+
+    path: str
+    read_only: bool
+
+
+@dataclass
+class EsorexCall:
+    """Everything needed to run one recipe once; built before any container exists."""
+
+    recipe: str
+    sof: list[SofEntry]
+    output_dir: Path
+    parameters: dict[str, Any] = field(default_factory=dict)
+    read_only_dirs: list[Path] = field(default_factory=list)
+    log_level: str = "debug"
+    staging_dir: Path | None = None
+
+    @property
+    def sof_name(self) -> str:
+        return f"{self.recipe}.sof"
+
+    @property
+    def log_name(self) -> str:
+        return f"{self.recipe}.log"
+
+    @property
+    def products_list_name(self) -> str:
+        return f"{self.recipe}.products.json"
+
+    def new_staging_dir(self) -> Path:
+        """A fresh, hidden sibling of the product directory (same filesystem, so moves are atomic)."""
+        token = secrets.token_hex(4)
+        self.staging_dir = self.output_dir.parent / f".{self.output_dir.name}.staging-{token}"
+        return self.staging_dir
+
+    def argv(self, catalog: RecipeCatalog) -> list[str]:
+        """The container command. Parameters are validated against the recipe's own list first."""
+        if self.staging_dir is None:
+            raise RuntimeError("call new_staging_dir() before argv()")
+        staging = str(self.staging_dir)
+        recipe_args = catalog.command_line(self.recipe, self.parameters)
+        return [
+            "esorex",
+            f"--output-dir={staging}",
+            f"--log-dir={staging}",
+            f"--log-file={self.log_name}",
+            f"--log-level={self.log_level}",
+            f"--products-sof={staging}/{self.products_list_name}",
+            "--suppress-prefix=true",
+            "--check-sof-exist=true",
+            self.recipe,
+            *recipe_args,
+            f"{staging}/{self.sof_name}",
+        ]
+
+    def mounts(self) -> list[Mount]:
+        """Read-only mounts for every input directory, read-write only for the staging directory."""
+        if self.staging_dir is None:
+            raise RuntimeError("call new_staging_dir() before mounts()")
+        read_only = set(input_directories(self.sof)) | {Path(p) for p in self.read_only_dirs}
+        # A directory inside another read-only directory needs no mount of its own.
+        collapsed = [d for d in sorted(read_only) if not any(d != o and o in d.parents for o in read_only)]
+        return [Mount(str(d), True) for d in collapsed] + [Mount(str(self.staging_dir), False)]
+
+    def prepare_staging(self, container_user: tuple[int, int]) -> Path:
+        """Create the staging directory, write the SOF into it, hand it to the container user."""
+        staging = self.staging_dir or self.new_staging_dir()
+        staging.mkdir(parents=True, exist_ok=False)
+        (staging / self.sof_name).write_text(render_sof(self.sof))
+        if os.geteuid() == 0 and container_user != (0, 0):
+            os.chown(staging, *container_user)
+            os.chown(staging / self.sof_name, *container_user)
+        return staging
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the esorex log in the staging directory ('' if none was written)."""
+        if self.staging_dir is None:
+            return ""
+        log = self.staging_dir / self.log_name
+        if not log.is_file():
+            return ""
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def container_user() -> tuple[int, int]:
+    """Run recipes as the calling user so products belong to them; never as root.
+
+    Root callers (CI, the compose workers' default) get the image's unprivileged user instead.
+    """
+    uid, gid = os.geteuid(), os.getegid()
+    return IMAGE_USER if uid == 0 else (uid, gid)
+
+
+def build_call(
+    recipe: str,
+    sof: Iterable[Any],
+    output_dir: str | os.PathLike[str],
+    parameters: Mapping[str, Any] | None = None,
+    read_only_dirs: Sequence[str | os.PathLike[str]] = (),
+) -> EsorexCall:
+    """Construct an :class:`EsorexCall` from the plain JSON values that Airflow passes around."""
+    from .sof import coerce_entries
+
+    return EsorexCall(
+        recipe=recipe,
+        sof=coerce_entries(sof),
+        output_dir=Path(output_dir).absolute(),
+        parameters=dict(parameters or {}),
+        read_only_dirs=[Path(p).absolute() for p in read_only_dirs],
+    )

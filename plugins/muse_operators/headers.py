@@ -1,0 +1,126 @@
+"""Read the primary headers of raw MUSE files into :class:`RawFrame` records.
+
+Only the primary header is read (astropy ``fits.getheader``, which stops there), so scanning a night
+of 24-IFU frames costs milliseconds per file. A file that cannot be read is reported with its reason;
+it is never silently skipped.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from astropy.io import fits
+
+RAW_SUFFIXES = (".fits", ".fits.fz", ".fits.gz")
+
+# Header keyword → RawFrame attribute: the keywords the classification and association rules use.
+KEYWORDS = {
+    "INSTRUME": "instrument",
+    "HIERARCH ESO DPR CATG": "dpr_catg",
+    "HIERARCH ESO DPR TYPE": "dpr_type",
+    "HIERARCH ESO DPR TECH": "dpr_tech",
+    "HIERARCH ESO PRO CATG": "pro_catg",
+    "MJD-OBS": "mjd_obs",
+    "DATE-OBS": "date_obs",
+    "EXPTIME": "exptime",
+    "RA": "ra",
+    "DEC": "dec",
+    "HIERARCH ESO INS MODE": "ins_mode",
+    "HIERARCH ESO INS DROT POSANG": "posang",
+    "HIERARCH ESO OBS NAME": "obs_name",
+    "HIERARCH ESO OBS ID": "obs_id",
+    "HIERARCH ESO TPL START": "tpl_start",
+    "HIERARCH ESO TPL NEXP": "tpl_nexp",
+    "HIERARCH ESO TPL EXPNO": "tpl_expno",
+    "HIERARCH ESO DET READ CURNAME": "read_curname",
+    "HIERARCH ESO INS TEMP7 VAL": "ins_temp7",
+    "ARCFILE": "arcfile",
+    "ORIGFILE": "origfile",
+}
+
+
+@dataclass
+class RawFrame:
+    """The header facts of one file that reduction decisions are made from."""
+
+    path: str
+    instrument: str | None = None
+    dpr_catg: str | None = None
+    dpr_type: str | None = None
+    dpr_tech: str | None = None
+    pro_catg: str | None = None
+    mjd_obs: float | None = None
+    date_obs: str | None = None
+    exptime: float | None = None
+    ra: float | None = None
+    dec: float | None = None
+    ins_mode: str | None = None
+    posang: float | None = None
+    obs_name: str | None = None
+    obs_id: int | None = None
+    tpl_start: str | None = None
+    tpl_nexp: int | None = None
+    tpl_expno: int | None = None
+    read_curname: str | None = None
+    ins_temp7: float | None = None
+    arcfile: str | None = None
+    origfile: str | None = None
+    ifus: list[int] = field(default_factory=list)
+
+    @classmethod
+    def from_header(cls, path: str, header: fits.Header) -> "RawFrame":
+        values: dict[str, Any] = {attr: header.get(key) for key, attr in KEYWORDS.items()}
+        return cls(path=path, **values)
+
+
+@dataclass
+class ScanResult:
+    frames: list[RawFrame]
+    unreadable: list[tuple[str, str]]  # (path, reason)
+
+
+def is_raw_name(path: Path) -> bool:
+    return path.name.endswith(RAW_SUFFIXES)
+
+
+def live_ifus(path: Path) -> list[int]:
+    """IFU numbers of the CHANnn extensions that hold data (``ESO DET CHIP LIVE`` not false).
+
+    Reads extension headers only (no pixel data): astropy loads data lazily.
+    """
+    ifus = []
+    with fits.open(path, lazy_load_hdus=True) as hdul:
+        for hdu in hdul[1:]:
+            name = str(hdu.header.get("EXTNAME", ""))
+            if name.startswith("CHAN") and name[4:].isdigit():
+                if hdu.header.get("HIERARCH ESO DET CHIP LIVE", True) and hdu.header.get("NAXIS", 0) == 2:
+                    ifus.append(int(name[4:]))
+    return ifus
+
+
+def read_frame(path: Path, with_ifus: bool = False) -> RawFrame:
+    """One file's primary header as a RawFrame (``with_ifus`` also lists its live CHANnn extensions)."""
+    header = fits.getheader(path, ext=0)
+    frame = RawFrame.from_header(str(path), header)
+    if with_ifus:
+        frame.ifus = live_ifus(path)
+    return frame
+
+
+def scan(paths_or_dir: Path | Iterable[Path], with_ifus: bool = False) -> ScanResult:
+    """Read every raw FITS file (sorted by path) under a directory, or the given files."""
+    if isinstance(paths_or_dir, Path):
+        if not paths_or_dir.is_dir():
+            raise NotADirectoryError(f"raw directory {paths_or_dir} does not exist or is not a directory")
+        paths = sorted(p for p in paths_or_dir.rglob("*") if p.is_file() and is_raw_name(p))
+    else:
+        paths = sorted(paths_or_dir)
+    frames, unreadable = [], []
+    for path in paths:
+        try:
+            frames.append(read_frame(path, with_ifus))
+        except (OSError, ValueError, TypeError) as exc:
+            unreadable.append((str(path), f"{exc.__class__.__name__}: {exc}"))
+    return ScanResult(frames, unreadable)

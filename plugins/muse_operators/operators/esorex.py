@@ -1,0 +1,154 @@
+"""EsorexOperator: run one ESO MUSE recipe with esorex in a container, as one Airflow task.
+
+The operator is a thin shell over :mod:`muse_operators.esorex_call` (what to run and mount) and
+:mod:`muse_operators.products` (what counts as finished). DockerOperator does the container work; this
+class adds what a reduction needs on top of it:
+
+* recipe parameters are validated against the image's own parameter list *before* a container starts;
+* raw and earlier products are mounted read-only, only a staging directory is writable, no network,
+  the container never runs as root;
+* the task fails when esorex fails *or* when an expected PRO.CATG is missing, and the task log then
+  holds the tail of the esorex log; partial products are deleted, never published;
+* the XCom return value is ``{PRO.CATG: [paths]}`` of the published products.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.providers.docker.operators.docker import DockerOperator
+from airflow.sdk.exceptions import AirflowException
+from docker.types import Mount
+
+from ..errors import MuseAirflowError
+from ..esorex_call import build_call, container_user
+from ..esorex_image import configured_image, recipe_catalog
+from ..products import ProductMap, categorise, check_expected, discard, listed_products, publish
+
+
+def default_omp_threads() -> int:
+    """OpenMP threads per recipe: ``$MUSE_OMP_NUM_THREADS`` or every core of the worker."""
+    return int(os.environ.get("MUSE_OMP_NUM_THREADS") or os.cpu_count() or 1)
+
+
+class EsorexOperator(DockerOperator):
+    """Run ``esorex <recipe> [--param=value ...] <sof>`` in the esorex image.
+
+    :param recipe: recipe name, e.g. ``muse_bias``.
+    :param sof: input frames as ``[path, tag]`` pairs or ``{"path", "tag"}`` mappings (absolute paths).
+    :param output_dir: where finished products are published (created if needed).
+    :param parameters: recipe parameters by name (without ``--``); checked against the recipe.
+    :param expected_products: PRO.CATG values the run must produce, else the task fails.
+    :param read_only_dirs: further directories to mount read-only (inputs' own directories always are).
+    :param omp_num_threads: ``OMP_NUM_THREADS`` in the container (the ``n_CPU`` setting).
+    :param image: esorex image; default ``$MUSE_ESOREX_IMAGE`` or ``muse-esorex:2.8.7-debian``.
+    """
+
+    template_fields: Sequence[str] = (
+        *DockerOperator.template_fields,
+        "recipe",
+        "sof",
+        "output_dir",
+        "parameters",
+        "expected_products",
+        "read_only_dirs",
+        "omp_num_threads",
+    )
+    ui_color = "#d9ecf9"
+
+    def __init__(
+        self,
+        *,
+        recipe: str,
+        sof: Sequence[Any],
+        output_dir: str,
+        parameters: dict[str, Any] | None = None,
+        expected_products: Sequence[str] = (),
+        read_only_dirs: Sequence[str] = (),
+        omp_num_threads: int | None = None,
+        image: str | None = None,
+        log_tail_lines: int = 40,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("auto_remove", "force")
+        super().__init__(
+            image=image or configured_image(),
+            network_mode="none",
+            mount_tmp_dir=False,
+            **kwargs,
+        )
+        self.recipe = recipe
+        self.sof = sof
+        self.output_dir = output_dir
+        self.parameters = parameters or {}
+        # Kept as given: they may be templates, rendered only just before execute().
+        self.expected_products = expected_products
+        self.read_only_dirs = read_only_dirs
+        self.omp_num_threads = omp_num_threads
+        self.log_tail_lines = log_tail_lines
+
+    def execute(self, context: Any) -> ProductMap:
+        expected = _string_list(self.expected_products, "expected_products")
+        read_only_dirs = _string_list(self.read_only_dirs, "read_only_dirs")
+        if not isinstance(self.parameters, dict):
+            raise AirflowException(f"parameters must be a mapping of recipe parameters, got {self.parameters!r}")
+        try:
+            call = build_call(self.recipe, self.sof, self.output_dir, self.parameters, read_only_dirs)
+            catalog = recipe_catalog(self.image, None if self.docker_url.startswith("unix://") else self.docker_url)
+            call.new_staging_dir()
+            argv = call.argv(catalog)  # validates the parameters: no container has started yet
+            user = container_user()
+            staging = call.prepare_staging(user)  # validates and writes the SOF
+        except MuseAirflowError as exc:
+            raise AirflowException(str(exc)) from None
+
+        threads = self.omp_num_threads or default_omp_threads()
+        if not str(threads).isdigit() or int(threads) < 1:
+            raise AirflowException(f"omp_num_threads must be a positive integer, got {threads!r}")
+        self.entrypoint = argv[:1]
+        self.command = argv[1:]
+        self.user = f"{user[0]}:{user[1]}"
+        self.working_dir = str(staging)  # esorex creates products in its current directory first
+        self.environment = {**self.environment, "OMP_NUM_THREADS": str(threads), "HOME": "/tmp"}
+        self.mounts = [Mount(target=m.path, source=m.path, type="bind", read_only=m.read_only) for m in call.mounts()]
+        self.log.info("running %s", shlex.join(argv))
+        self.log.info("mounts: %s", ", ".join(f"{m.path} ({'ro' if m.read_only else 'rw'})" for m in call.mounts()))
+
+        try:
+            super().execute(context)
+        except Exception as exc:
+            tail = call.log_tail(self.log_tail_lines)
+            kept = discard(staging)
+            self._report_failure(f"{self.recipe} failed ({exc.__class__.__name__}: {exc})", tail, kept)
+            raise AirflowException(f"{self.recipe} failed; esorex log kept in {kept}\n{tail}") from None
+        except BaseException:
+            discard(staging)  # killed or timed out: nothing half-written may remain in place
+            raise
+
+        found = categorise(listed_products(staging, call.products_list_name))
+        try:
+            check_expected(found, expected, self.recipe)
+        except MuseAirflowError as exc:
+            tail = call.log_tail(self.log_tail_lines)
+            kept = discard(staging)
+            self._report_failure(str(exc), tail, kept)
+            raise AirflowException(f"{exc}; esorex log kept in {kept}\n{tail}") from None
+        products = publish(staging, call.output_dir, found)
+        for category, paths in sorted(products.items()):
+            self.log.info("%s: %s", category, ", ".join(paths))
+        return products
+
+    def _report_failure(self, headline: str, tail: str, kept: Any) -> None:
+        self.log.error("%s", headline)
+        self.log.error("last %d lines of the esorex log (%s):\n%s", self.log_tail_lines, kept, tail or "(no log written)")
+
+
+def _string_list(value: Any, name: str) -> list[str]:
+    """A rendered list-of-strings argument, or a clear error if templating left something else."""
+    if value is None:
+        return []
+    if isinstance(value, str) or not all(isinstance(item, str) for item in value):
+        raise AirflowException(f"{name} must be a list of strings, got {value!r}")
+    return list(value)

@@ -1,0 +1,69 @@
+"""Sets of frames (SOF): the ``<path> <TAG>`` files esorex reads to know its inputs.
+
+A SOF is rendered from typed entries, never from free text, so a path with spaces or a tag with a typo
+is caught here, naming the entry, before esorex sees it.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import SofError
+
+_TAG = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class SofEntry:
+    """One input frame of a recipe: an absolute path and the pipeline tag (DO.CATG) it is given."""
+
+    path: str
+    tag: str
+
+    @classmethod
+    def coerce(cls, item: "SofEntry | Mapping[str, Any] | Sequence[str]") -> "SofEntry":
+        """Accept a SofEntry, a ``{"path": ..., "tag": ...}`` mapping or a ``(path, tag)`` pair.
+
+        XComs and Airflow Params carry plain JSON, so operators receive the latter two forms.
+        """
+        if isinstance(item, SofEntry):
+            return item
+        if isinstance(item, Mapping):
+            return cls(str(item["path"]), str(item["tag"]))
+        if isinstance(item, (list, tuple)) and len(item) == 2:
+            return cls(str(item[0]), str(item[1]))
+        raise SofError(f"cannot read a SOF entry from {item!r}; give (path, tag) or {{'path','tag'}}")
+
+    def check(self, must_exist: bool = True) -> None:
+        """Raise SofError if esorex could not use this entry."""
+        if not _TAG.match(self.tag):
+            raise SofError(f"SOF tag {self.tag!r} for {self.path} is not a pipeline tag (e.g. BIAS, MASTER_BIAS)")
+        if not Path(self.path).is_absolute():
+            raise SofError(f"SOF path {self.path!r} ({self.tag}) must be absolute")
+        if any(ch.isspace() for ch in self.path):
+            raise SofError(f"SOF path {self.path!r} ({self.tag}) contains white space, which esorex cannot read")
+        if must_exist and not Path(self.path).is_file():
+            raise SofError(f"SOF input {self.path} ({self.tag}) does not exist or is not a file")
+
+
+def coerce_entries(items: Iterable[Any]) -> list[SofEntry]:
+    return [SofEntry.coerce(item) for item in items]
+
+
+def render_sof(entries: Iterable[SofEntry], must_exist: bool = True) -> str:
+    """The SOF file's text: one ``path TAG`` line per entry, in the given order."""
+    lines = []
+    for entry in entries:
+        entry.check(must_exist=must_exist)
+        lines.append(f"{entry.path} {entry.tag}")
+    if not lines:
+        raise SofError("a SOF needs at least one input frame")
+    return "\n".join(lines) + "\n"
+
+
+def input_directories(entries: Iterable[SofEntry]) -> list[Path]:
+    """The distinct parent directories of the inputs, for read-only mounts."""
+    return sorted({Path(entry.path).parent for entry in entries})
