@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import SofError
 from .recipe_params import RecipeCatalog
 from .sof import SofEntry, input_directories, render_sof
 
@@ -93,6 +95,30 @@ class EsorexCall:
         collapsed = [d for d in sorted(read_only) if not any(d != o and o in d.parents for o in read_only)]
         return [Mount(str(d), True) for d in collapsed] + [Mount(str(self.staging_dir), False)]
 
+    def check_readable(self, user: tuple[int, int]) -> None:
+        """Fail early, naming the path and the fix, if the container user could not read an input.
+
+        Inside the container only the mounted directory and what lies below it are visible, so the
+        mount directory itself and every directory from it down to the file must be traversable.
+        """
+        mount_roots = [Path(m.path) for m in self.mounts() if m.read_only]
+        for entry in self.sof:
+            path = Path(entry.path)
+            root = next((r for r in mount_roots if r == path.parent or r in path.parents), path.parent)
+            chain = [root, *[p for p in reversed(path.parents) if root in p.parents]]
+            for directory in chain:
+                if not _permits(directory, user, stat.S_IXUSR, stat.S_IXGRP, stat.S_IXOTH):
+                    raise SofError(
+                        f"{directory} is not searchable by uid:gid {user[0]}:{user[1]}, the user the recipe "
+                        f"runs as, so it cannot read {path} ({entry.tag}); make it readable "
+                        f"(chmod o+rx {directory}) or run Airflow as the data's owner"
+                    )
+            if not _permits(path, user, stat.S_IRUSR, stat.S_IRGRP, stat.S_IROTH):
+                raise SofError(
+                    f"{path} ({entry.tag}) is not readable by uid:gid {user[0]}:{user[1]}, the user the recipe "
+                    f"runs as; make it readable (chmod o+r {path}) or run Airflow as the data's owner"
+                )
+
     def prepare_staging(self, container_user: tuple[int, int]) -> Path:
         """Create the staging directory, write the SOF into it, hand it to the container user."""
         staging = self.staging_dir or self.new_staging_dir()
@@ -111,6 +137,18 @@ class EsorexCall:
         if not log.is_file():
             return ""
         return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _permits(path: Path, user: tuple[int, int], owner_bit: int, group_bit: int, other_bit: int) -> bool:
+    """Whether ``user`` has a permission on ``path`` by its mode bits (as the kernel decides, sans ACLs)."""
+    info = path.stat()
+    if user[0] == 0:
+        return True
+    if info.st_uid == user[0]:
+        return bool(info.st_mode & owner_bit)
+    if info.st_gid == user[1]:
+        return bool(info.st_mode & group_bit)
+    return bool(info.st_mode & other_bit)
 
 
 def container_user() -> tuple[int, int]:

@@ -66,7 +66,8 @@ def _catalog_for_id(image_id: str, image: str, docker_url: str | None, params_di
         return RecipeCatalog.from_snapshot(cached)
     if not params_dir:
         raise ImageError(f"image {image!r} has no {PARAMS_DIR_LABEL} label: it was not built from images/esorex")
-    catalog = RecipeCatalog.from_entries(_read_param_files(image, docker_url, params_dir), source=f"{image} ({image_id[:19]})")
+    entries, names = _read_param_files(image, docker_url, params_dir)
+    catalog = RecipeCatalog.from_entries(entries, source=f"{image} ({image_id[:19]})", recipe_names=names)
     cached.parent.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(catalog.to_snapshot(), indent=1))
@@ -74,12 +75,14 @@ def _catalog_for_id(image_id: str, image: str, docker_url: str | None, params_di
     return catalog
 
 
-def _read_param_files(image: str, docker_url: str | None, params_dir: str) -> list[dict[str, Any]]:
+def _read_param_files(image: str, docker_url: str | None, params_dir: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """(all parameter entries, every recipe name) from the image's parameter directory."""
     client = docker_client(docker_url)
     container = client.api.create_container(image=image, command=["--version"], network_disabled=True)
     try:
         chunks, _ = client.api.get_archive(container["Id"], params_dir)
         entries: list[dict[str, Any]] = []
+        names: list[str] = []
         with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
             for member in tar.getmembers():
                 name = Path(member.name).name
@@ -87,9 +90,10 @@ def _read_param_files(image: str, docker_url: str | None, params_dir: str) -> li
                     handle = tar.extractfile(member)
                     if handle is not None:
                         entries.extend(json.loads(handle.read()))
-        if not entries:
+                        names.append(name[: -len(".json")])
+        if not names:
             raise ImageError(f"image {image!r}: no recipe parameter files in {params_dir}")
-        return entries
+        return entries, names
     finally:
         client.api.remove_container(container["Id"], force=True)
 

@@ -128,8 +128,11 @@ class RecipeCatalog:
     source: str = ""
 
     @classmethod
-    def from_entries(cls, entries: Iterable[Mapping[str, Any]], source: str = "") -> "RecipeCatalog":
-        catalog = cls(source=source)
+    def from_entries(
+        cls, entries: Iterable[Mapping[str, Any]], source: str = "", recipe_names: Iterable[str] = ()
+    ) -> "RecipeCatalog":
+        """Build from esorex JSON entries; ``recipe_names`` adds recipes that have no parameters."""
+        catalog = cls(source=source, recipes={name: {} for name in recipe_names})
         for entry in entries:
             parameter = RecipeParameter.from_esorex_json(entry)
             catalog.recipes.setdefault(parameter.recipe, {})[parameter.name] = parameter
@@ -144,13 +147,13 @@ class RecipeCatalog:
             raise FileNotFoundError(f"no muse_*.json recipe parameter files in {directory}")
         for path in files:
             entries.extend(json.loads(path.read_text()))
-        return cls.from_entries(entries, source=str(directory))
+        return cls.from_entries(entries, source=str(directory), recipe_names=[p.stem for p in files])
 
     @classmethod
     def from_snapshot(cls, path: Path) -> "RecipeCatalog":
         """Read a combined snapshot written by :meth:`to_snapshot` (``config/recipe_params/*.json``)."""
         data = json.loads(Path(path).read_text())
-        return cls.from_entries(data["parameters"], source=str(path))
+        return cls.from_entries(data["parameters"], source=str(path), recipe_names=data.get("recipes", ()))
 
     def to_snapshot(self) -> dict[str, Any]:
         """A JSON-serialisable form, stable in order, in esorex's own field names."""
@@ -172,7 +175,7 @@ class RecipeCatalog:
                 if parameter.choices:
                     entry["valenum"] = list(parameter.choices)
                 parameters.append(entry)
-        return {"parameters": parameters}
+        return {"recipes": sorted(self.recipes), "parameters": parameters}
 
     def parameters_of(self, recipe: str) -> dict[str, RecipeParameter]:
         if recipe not in self.recipes:

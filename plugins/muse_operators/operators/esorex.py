@@ -28,6 +28,10 @@ from ..esorex_image import configured_image, recipe_catalog
 from ..products import ProductMap, categorise, check_expected, discard, listed_products, publish
 
 
+# Every recipe container carries this label (value: the recipe), so operators and tests can find them.
+CONTAINER_LABEL = "org.muse-airflow.recipe"
+
+
 def default_omp_threads() -> int:
     """OpenMP threads per recipe: ``$MUSE_OMP_NUM_THREADS`` or every core of the worker."""
     return int(os.environ.get("MUSE_OMP_NUM_THREADS") or os.cpu_count() or 1)
@@ -100,7 +104,10 @@ class EsorexOperator(DockerOperator):
             call.new_staging_dir()
             argv = call.argv(catalog)  # validates the parameters: no container has started yet
             user = container_user()
-            staging = call.prepare_staging(user)  # validates and writes the SOF
+            for entry in call.sof:
+                entry.check()
+            call.check_readable(user)
+            staging = call.prepare_staging(user)  # writes the SOF
         except MuseAirflowError as exc:
             raise AirflowException(str(exc)) from None
 
@@ -110,6 +117,7 @@ class EsorexOperator(DockerOperator):
         self.entrypoint = argv[:1]
         self.command = argv[1:]
         self.user = f"{user[0]}:{user[1]}"
+        self.labels = {CONTAINER_LABEL: self.recipe, f"{CONTAINER_LABEL}.output-dir": str(call.output_dir)}
         self.working_dir = str(staging)  # esorex creates products in its current directory first
         self.environment = {**self.environment, "OMP_NUM_THREADS": str(threads), "HOME": "/tmp"}
         self.mounts = [Mount(target=m.path, source=m.path, type="bind", read_only=m.read_only) for m in call.mounts()]

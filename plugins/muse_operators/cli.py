@@ -1,0 +1,176 @@
+"""``muse-airflow``: the command line of the package.
+
+    muse-airflow demo [--workdir DIR] [--ifus 1]       the main job: synthetic data → muse_reduce DAG
+    muse-airflow demo-data OUTDIR [--ifus 1] [--seed S] write synthetic raw frames
+    muse-airflow plan RAWDIR OUTDIR [--json]           print the reduction plan
+    muse-airflow recipe-params [RECIPE] [--snapshot F] a recipe's parameters, from the esorex image
+
+Airflow is driven as a subprocess (``airflow dags test``), so this module imports no Airflow.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .errors import MuseAirflowError
+
+
+def _ifu_list(text: str) -> list[int]:
+    try:
+        ifus = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--ifus takes comma-separated IFU numbers 1..24, got {text!r}") from None
+    if not ifus or any(not 1 <= ifu <= 24 for ifu in ifus):
+        raise argparse.ArgumentTypeError(f"--ifus takes IFU numbers 1..24, got {text!r}")
+    return ifus
+
+
+def repo_root() -> Path:
+    """The checkout this package runs from (editable install): holds dags/, config/, images/."""
+    return Path(__file__).resolve().parents[2]
+
+
+def cmd_recipe_params(args: argparse.Namespace) -> int:
+    from .esorex_image import configured_image, recipe_catalog
+
+    image = args.image or configured_image()
+    catalog = recipe_catalog(image)
+    if args.snapshot:
+        Path(args.snapshot).write_text(json.dumps(catalog.to_snapshot(), indent=1) + "\n")
+        print(f"wrote {len(catalog.recipes)} recipes to {args.snapshot}")
+        return 0
+    recipes = [args.recipe] if args.recipe else sorted(catalog.recipes)
+    for recipe in recipes:
+        print(recipe)
+        for parameter in catalog.parameters_of(recipe).values():
+            print("   ", parameter.describe())
+    return 0
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from .synthetic.raw_frames import write_bias_set
+
+    paths = write_bias_set(Path(args.outdir), args.ifus, count=args.count, seed=args.seed)
+    for path in paths:
+        print(path)
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from .plan import plan_reduction
+
+    plan = plan_reduction(args.rawdir, args.outdir, args.ifus)
+    if args.json:
+        print(plan.to_json())
+        return 0
+    for path, reason in plan.unreadable:
+        print(f"UNREADABLE {path}: {reason}")
+    for path, reason in plan.unclassified:
+        print(f"not used    {path}: {reason}")
+    for step in plan.steps:
+        print(f"{step.name}: {step.recipe} {' '.join(f'--{k}={v}' for k, v in step.parameters.items())}")
+        for path, tag in step.sof:
+            print(f"    {tag:<14} {path}")
+        print(f"    -> {step.output_dir}  ({', '.join(step.expected_products)})")
+    return 0
+
+
+def airflow_environment(airflow_home: Path) -> dict[str, str]:
+    """Environment for a self-contained Airflow on SQLite that loads this checkout's DAGs."""
+    env = dict(os.environ)
+    env.update(
+        AIRFLOW_HOME=str(airflow_home),
+        AIRFLOW__CORE__DAGS_FOLDER=str(repo_root() / "dags"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__PLUGINS_FOLDER=str(airflow_home / "plugins"),
+    )
+    return env
+
+
+def airflow_command() -> list[str]:
+    """The ``airflow`` executable of this interpreter's environment."""
+    candidate = Path(sys.executable).with_name("airflow")
+    return [str(candidate)] if candidate.exists() else ["airflow"]
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The main job: write a synthetic night, reduce it with the muse_reduce DAG, say where products are."""
+    from .synthetic.raw_frames import write_bias_set
+
+    workdir = Path(args.workdir).absolute()
+    raw_dir, out_dir, airflow_home = workdir / "raw", workdir / "reduced", workdir / "airflow"
+    started = time.monotonic()
+    if not any(raw_dir.glob("MUSE.*.fits")):
+        print(f"writing synthetic raw frames (IFUs {args.ifus}) to {raw_dir}", flush=True)
+        write_bias_set(raw_dir, args.ifus, seed=args.seed)
+    env = airflow_environment(airflow_home)
+    subprocess.run([*airflow_command(), "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
+    conf = {"raw_dir": str(raw_dir), "output_dir": str(out_dir), "ifus": args.ifus}
+    log_path = workdir / "muse_reduce.log"
+    print(f"running the muse_reduce DAG (airflow dags test), log: {log_path}", flush=True)
+    with log_path.open("w") as log:
+        result = subprocess.run(
+            [*airflow_command(), "dags", "test", "muse_reduce", "-c", json.dumps(conf)],
+            env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    elapsed = time.monotonic() - started
+    if result.returncode != 0:
+        print(f"muse_reduce FAILED after {elapsed:.0f} s; see {log_path}", file=sys.stderr)
+        return 1
+    products = sorted(out_dir.rglob("*.fits"))
+    print(f"muse_reduce succeeded in {elapsed:.0f} s; {len(products)} products under {out_dir}:")
+    for product in products:
+        print(f"  {product}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="muse-airflow", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="reduce the bundled synthetic data with the muse_reduce DAG")
+    demo.add_argument("--workdir", default="demo", help="where raw data, products and Airflow's state go")
+    demo.add_argument("--ifus", type=_ifu_list, default=[1], help="comma-separated IFUs to simulate")
+    demo.add_argument("--seed", type=int, default=1)
+    demo.set_defaults(func=cmd_demo)
+
+    data = sub.add_parser("demo-data", help="write synthetic raw MUSE frames")
+    data.add_argument("outdir")
+    data.add_argument("--ifus", type=_ifu_list, default=[1])
+    data.add_argument("--count", type=int, default=3)
+    data.add_argument("--seed", type=int, default=1)
+    data.set_defaults(func=cmd_demo_data)
+
+    plan = sub.add_parser("plan", help="print the reduction plan for a raw directory")
+    plan.add_argument("rawdir")
+    plan.add_argument("outdir")
+    plan.add_argument("--ifus", type=_ifu_list, default=None)
+    plan.add_argument("--json", action="store_true")
+    plan.set_defaults(func=cmd_plan)
+
+    params = sub.add_parser("recipe-params", help="list recipe parameters from the esorex image")
+    params.add_argument("recipe", nargs="?")
+    params.add_argument("--image", help="esorex image (default $MUSE_ESOREX_IMAGE or muse-esorex:2.8.7-debian)")
+    params.add_argument("--snapshot", help="write every recipe's parameters as JSON to this file")
+    params.set_defaults(func=cmd_recipe_params)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (MuseAirflowError, FileNotFoundError, NotADirectoryError) as exc:
+        print(f"muse-airflow: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""EsorexOperator on the real esorex image, inside real Airflow runs (``airflow dags test``).
+
+What a user relies on: a master bias that is the median of its inputs, a failed recipe that fails
+its task with esorex's own error lines and leaves no product behind, raw data that is never touched,
+and a mistyped parameter that is rejected before any container starts.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import docker
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from muse_operators.synthetic.detector import PORT_POSITIONS, overscan_levels, quadrant_regions, trim
+from muse_operators.synthetic.raw_frames import bias_structure
+
+from .conftest import checksums
+
+pytestmark = [pytest.mark.container, pytest.mark.airflow]
+
+
+def _conf(recipe: str, sof: list[list[str]], output_dir: Path, parameters: dict, expected: list[str]) -> dict:
+    return {"recipe": recipe, "sof": sof, "parameters": parameters, "expected_products": expected,
+            "output_dir": str(output_dir)}
+
+
+def _overscan_corrected(path: Path) -> np.ndarray:
+    raw = fits.getdata(path, "CHAN01").astype(np.float64)
+    image, levels = trim(raw), overscan_levels(raw)
+    for port in PORT_POSITIONS:
+        image[quadrant_regions(port)[2]] -= levels[port]
+    return image
+
+
+def _fits_under(directory: Path) -> list[Path]:
+    return sorted(directory.rglob("*.fits")) if directory.exists() else []
+
+
+def _containers_created_for(output_dir: Path, since: int) -> list[dict]:
+    label = f"org.muse-airflow.recipe.output-dir={output_dir}"
+    return list(docker.from_env().events(since=since, until=int(time.time()) + 1, decode=True,
+                                         filters={"type": "container", "event": "create", "label": label}))
+
+
+def test_master_bias_is_the_median_of_the_raw_biases(run_dag, bias_raw, tmp_path):
+    out = tmp_path / "bias"
+    before = checksums(bias_raw)
+    since = int(time.time()) - 1
+    result = run_dag("muse_recipe", _conf("muse_bias", [[str(p), "BIAS"] for p in bias_raw], out, {"nifu": 1}, ["MASTER_BIAS"]))
+    assert result.returncode == 0, result.stdout[-5000:]
+    assert "state=success" in result.stdout
+    assert len(_containers_created_for(out, since)) == 1
+
+    master_path = out / "MASTER_BIAS-01.fits"
+    assert [p.name for p in _fits_under(out)] == ["MASTER_BIAS-01.fits"]
+    assert fits.getval(master_path, "HIERARCH ESO PRO CATG") == "MASTER_BIAS"
+    assert (out / "muse_bias.log").is_file() and (out / "muse_bias.sof").is_file()
+    assert not list(tmp_path.glob(".bias.staging-*")), "staging directory left behind"
+
+    master = fits.getdata(master_path, "DATA").astype(np.float64)
+    median = np.median([_overscan_corrected(p) for p in bias_raw], axis=0)
+    assert master.shape == median.shape == (4112, 4096)
+    ron = 2.7  # ADU, the largest of the synthetic ports (ReadoutModel)
+    residual = master - median
+    # The median of 3 frames scatters by ~1.2*RON/sqrt(3) ~ 1.9 ADU around the truth; the recipe's
+    # sigma-clipped mean agrees with it to well within that, and with no offset.
+    assert abs(residual.mean()) < 0.02
+    assert residual.std() < 0.5 * ron
+    # ... and it carries the CCD's fixed bias pattern, quadrant by quadrant.
+    pattern = bias_structure(11, 1)
+    for port in PORT_POSITIONS:
+        region = quadrant_regions(port)[2]
+        assert abs(master[region].mean() - pattern[region].mean()) < 0.05
+    assert np.corrcoef(master[::16, ::16].ravel(), pattern[::16, ::16].ravel())[0, 1] > 0.7
+    assert checksums(bias_raw) == before
+
+
+@pytest.mark.parametrize(
+    ("case", "recipe", "tag", "parameters", "esorex_error"),
+    [
+        ("missing input", "muse_flat", "FLAT", {"nifu": 1}, 'Required 1, found 0 frames with tag "MASTER_BIAS"'),
+        ("bad parameter value", "muse_bias", "BIAS", {"nifu": 2}, "is dead"),
+    ],
+)
+def test_failed_recipe_fails_the_task_with_the_esorex_log_and_leaves_no_product(
+    run_dag, bias_raw, tmp_path, case, recipe, tag, parameters, esorex_error
+):
+    out = tmp_path / "product"
+    before = checksums(bias_raw)
+    expected = ["MASTER_FLAT"] if recipe == "muse_flat" else ["MASTER_BIAS"]
+    result = run_dag("muse_recipe", _conf(recipe, [[str(p), tag] for p in bias_raw], out, parameters, expected))
+
+    assert result.returncode != 0, case
+    assert "state=failed" in result.stdout
+    assert f"{recipe} failed" in result.stdout
+    assert esorex_error in result.stdout, "the esorex error line must be in the task log"
+    assert "[ ERROR ]" in result.stdout
+    assert _fits_under(out) == [], "a failed run must not leave products in the product directory"
+    failed = list(tmp_path.glob(".product.failed-*"))
+    assert len(failed) == 1 and (failed[0] / f"{recipe}.log").is_file()
+    assert _fits_under(failed[0]) == [], "partial products are deleted"
+    assert checksums(bias_raw) == before
+
+
+def test_recipe_that_exits_0_without_the_expected_product_fails(run_dag, bias_raw, tmp_path):
+    out = tmp_path / "product"
+    conf = _conf("muse_bias", [[str(p), "BIAS"] for p in bias_raw], out, {"nifu": 1}, ["MASTER_BIAS", "MASTER_DARK"])
+    result = run_dag("muse_recipe", conf)
+    assert result.returncode != 0
+    assert "did not write MASTER_DARK (it wrote: MASTER_BIAS)" in result.stdout
+    assert _fits_under(out) == []
+
+
+def test_unknown_parameter_is_rejected_before_any_container_starts(run_dag, bias_raw, tmp_path, esorex_image):
+    since = int(time.time()) - 1
+    conf = _conf("muse_bias", [[str(p), "BIAS"] for p in bias_raw], tmp_path / "bias",
+                 {"nifu": 1, "combin": "median"}, ["MASTER_BIAS"])
+    result = run_dag("muse_recipe", conf)
+
+    assert result.returncode != 0
+    message = result.stdout
+    assert "recipe muse_bias has no parameter 'combin'" in message
+    assert "valid parameters of muse_bias" in message
+    for valid in ("--nifu", "--combine", "--overscan"):
+        assert valid in message
+    assert _containers_created_for(tmp_path / "bias", since) == [], "no container for an invalid parameter"
+    assert not (tmp_path / "bias").exists()
+    assert not list(tmp_path.glob(".bias.*")), "not even a staging directory is made"
