@@ -108,3 +108,33 @@ def test_eso_masters_are_matched_per_exposure_not_last_file_wins():
     assert late.choices["MASTER_FLAT"].quality == FALLBACK                  # 4.2 d > ±3 d
     assert late.choices["LSF_PROFILE"].quality == GOOD                      # no time limit in the OCA
     assert any("TRACE_TABLE" in e for e in late.errors)
+
+
+def test_disagreements_between_rules_and_the_archive_xml_are_reported(tmp_path, pool):
+    from muse_operators.associate.report import compare, xml_files_for
+
+    science_path = tmp_path / "MUSE.2024-01-01T01:02:03.456.fits.fz"
+    xml = tmp_path / "MUSE.2024-01-01T01:02:03.456_raw2raw.xml"
+    xml.write_text(
+        '<association category="SCI_WFM" certified="true" complete="true" mode="Raw2Raw" type="main">'
+        '<mainFiles><file category="OBJECT" name="MUSE.2024-01-01T01:02:03.456"/></mainFiles><associatedFiles>'
+        '<association category="BIAS" match="calib_plan"><mainFiles>'
+        + "".join(f'<file category="BIAS" name="bias_n1_{i}"/>' for i in range(3))
+        + '</mainFiles></association>'
+        '<association category="ILLUM" match="calib_plan"><mainFiles><file category="ILLUM" name="illum_warm"/>'
+        '</mainFiles></association>'
+        '<association category="SKYFLAT" match="calib_plan"><mainFiles>'
+        + "".join(f'<file category="SKYFLAT" name="twi_{i}"/>' for i in range(3))
+        + '</mainFiles><associatedFiles><association category="BIAS"><mainFiles>'
+        '<file category="BIAS" name="bias_twilight"/></mainFiles></association></associatedFiles></association>'
+        '</associatedFiles></association>')
+    science = frame("sci", "OBJECT", NIGHT + 0.65, catg="SCIENCE", nexp=1, temp=12.0)
+    science = RawFrame(**{**science.__dict__, "path": str(science_path)})
+    rules = associate(science, calibration_sets(pool))
+    differences = {d.tag: d for d in compare(rules, xml_files_for(science_path))}
+    assert "BIAS" not in differences, "the sky flat's own bias (nested) is not a choice for the exposure"
+    assert "SKYFLAT" not in differences
+    assert differences["ILLUM"].only_rules == ("illum_early",) and differences["ILLUM"].only_xml == ("illum_warm",)
+    assert "the archive association lists illum_warm" in differences["ILLUM"].describe()
+    assert differences["FLAT"].only_rules == ("flat_noao_0", "flat_noao_1", "flat_noao_2")
+    assert xml_files_for(tmp_path / "MUSE.2024-01-02T00:00:00.000.fits") is None
