@@ -108,3 +108,16 @@ def test_failed_staging_keeps_the_log_and_drops_partial_products(tmp_path):
     assert kept == tmp_path / ".out.failed-2"
     assert sorted(p.name for p in kept.iterdir()) == ["muse_bias.log"]
     assert not (tmp_path / "out").exists()
+
+
+def test_sof_templates_match_the_registry_and_order_the_sof(raw):
+    from muse_operators.recipes import REGISTRY
+    from muse_operators.sof import render_from_template, template_tags
+
+    for name, spec in REGISTRY.items():
+        assert template_tags(name) == list(spec.tags), f"include/sof_templates/{name}.sof is out of date"
+    master = raw[1]
+    text = render_from_template("muse_flat", [SofEntry(str(master), "MASTER_BIAS"), SofEntry(str(raw[0]), "FLAT")])
+    assert text.splitlines() == [f"{raw[0]} FLAT", f"{master} MASTER_BIAS"]
+    with pytest.raises(SofError, match="muse_flat does not take ARC; its SOF tags are FLAT, MASTER_BIAS"):
+        render_from_template("muse_flat", [SofEntry(str(raw[0]), "ARC")])

@@ -22,7 +22,7 @@ from typing import Any
 
 from .errors import SofError
 from .recipe_params import RecipeCatalog
-from .sof import SofEntry, input_directories, render_sof
+from .sof import SofEntry, input_directories, render_for
 
 # The image's unprivileged user (images/esorex/Dockerfile, ESOREX_UID/GID).
 IMAGE_USER = (10001, 10001)
@@ -123,7 +123,7 @@ class EsorexCall:
         """Create the staging directory, write the SOF into it, hand it to the container user."""
         staging = self.staging_dir or self.new_staging_dir()
         staging.mkdir(parents=True, exist_ok=False)
-        (staging / self.sof_name).write_text(render_sof(self.sof))
+        (staging / self.sof_name).write_text(render_for(self.recipe, self.sof))
         if os.geteuid() == 0 and container_user != (0, 0):
             os.chown(staging, *container_user)
             os.chown(staging / self.sof_name, *container_user)

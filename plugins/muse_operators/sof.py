@@ -67,3 +67,41 @@ def render_sof(entries: Iterable[SofEntry], must_exist: bool = True) -> str:
 def input_directories(entries: Iterable[SofEntry]) -> list[Path]:
     """The distinct parent directories of the inputs, for read-only mounts."""
     return sorted({Path(entry.path).parent for entry in entries})
+
+
+TEMPLATE_DIR_ENV = "MUSE_AIRFLOW_SOF_TEMPLATES"
+_TEMPLATE_LINE = re.compile(r"^\{([A-Z][A-Z0-9_]*)\}")
+
+
+def template_dir() -> Path:
+    """``include/sof_templates`` of this checkout, or ``$MUSE_AIRFLOW_SOF_TEMPLATES``."""
+    import os
+
+    override = os.environ.get(TEMPLATE_DIR_ENV)
+    return Path(override) if override else Path(__file__).resolve().parents[2] / "include" / "sof_templates"
+
+
+def template_tags(recipe: str) -> list[str]:
+    """The tags of a recipe's SOF template, in the order they are written."""
+    path = template_dir() / f"{recipe}.sof"
+    if not path.is_file():
+        raise SofError(f"no SOF template for {recipe} ({path}); add one to include/sof_templates/")
+    return [m.group(1) for line in path.read_text().splitlines() if (m := _TEMPLATE_LINE.match(line.strip()))]
+
+
+def render_from_template(recipe: str, entries: Iterable[SofEntry], must_exist: bool = True) -> str:
+    """Render a recipe's SOF in its template's tag order; a tag the template lacks is an error."""
+    order = template_tags(recipe)
+    rank = {tag: index for index, tag in enumerate(order)}
+    items = list(entries)
+    unknown = sorted({e.tag for e in items if e.tag not in rank})
+    if unknown:
+        raise SofError(f"{recipe} does not take {', '.join(unknown)}; its SOF tags are {', '.join(order)}")
+    return render_sof(sorted(items, key=lambda e: rank[e.tag]), must_exist=must_exist)
+
+
+def render_for(recipe: str, entries: Iterable[SofEntry], must_exist: bool = True) -> str:
+    """The SOF of ``recipe``: by its template when there is one, else in the given order."""
+    if (template_dir() / f"{recipe}.sof").is_file():
+        return render_from_template(recipe, entries, must_exist)
+    return render_sof(entries, must_exist)
