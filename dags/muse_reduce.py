@@ -1,15 +1,21 @@
 """Reduce a pool of raw MUSE frames: triggered from the UI with a raw and an output directory.
 
-Nothing is read at parse time: the plan is made inside the ``plan`` task and the recipe tasks expand
-from it with dynamic task mapping, one mapped task instance per calibration set and IFU.
-Current stages: master bias (see muse_operators.plan for what is planned).
+Nothing is read at parse time: the plan is made inside the ``plan`` task (written to
+``<output_dir>/plan.json``, its path passed on) and every stage expands from it with dynamic task
+mapping, one task instance per recipe call (per calibration set and IFU). Between stages a small
+``<stage>_inputs`` task resolves each step's product inputs from the earlier tasks' XComs; a step whose
+upstream failed is not run, so a failure stops only what depends on it.
+Current stages: the calibration chain bias -> dark -> flat -> wavecal -> lsf -> twilight.
 """
 from __future__ import annotations
 
 import pendulum
 from airflow.sdk import DAG, Param, task
+from airflow.sdk import TriggerRule
 
 from muse_operators.operators.esorex import EsorexOperator
+
+CALIBRATION_STAGES = ("bias", "dark", "flat", "wavecal", "lsf", "twilight")
 
 with DAG(
     dag_id="muse_reduce",
@@ -24,28 +30,57 @@ with DAG(
         "output_dir": Param("", type="string", minLength=1, description="directory for products"),
         "ifus": Param(None, type=["null", "array"], items={"type": "integer", "minimum": 1, "maximum": 24},
                       description="IFUs to reduce (null: every IFU with data)"),
+        "config": Param({}, type="object", description="MUSEreduce-style configuration (config/schema.json)"),
     },
 ) as dag:
 
     @task
-    def plan(params: dict | None = None) -> list[dict]:
-        """Scan the raw directory and return the master-bias steps as EsorexOperator kwargs."""
-        from muse_operators.plan import plan_reduction
+    def plan(params: dict | None = None) -> str:
+        """Scan the raw directory, print the plan, write it to <output_dir>/plan.json; return that path."""
+        from pathlib import Path
+
+        from muse_operators.planner import plan_reduction
 
         assert params is not None
-        reduction = plan_reduction(params["raw_dir"], params["output_dir"], params.get("ifus"))
-        for path, reason in reduction.unreadable:
-            print(f"UNREADABLE {path}: {reason}")
-        for path, reason in reduction.unclassified:
-            print(f"not used: {path}: {reason}")
-        steps = reduction.by_recipe("muse_bias")
-        if not steps:
-            raise ValueError(
-                f"no complete bias template (DPR CATG=CALIB, TYPE=BIAS, TECH=IFU, TPL NEXP>=3) in {params['raw_dir']}"
-            )
-        return [step.operator_kwargs() for step in steps]
+        reduction = plan_reduction(params["raw_dir"], params["output_dir"], params.get("config") or None,
+                                   params.get("ifus"))
+        print("\n".join(reduction.describe()))
+        if reduction.errors:
+            raise ValueError("the plan has errors:\n" + "\n".join(reduction.errors))
+        if not reduction.steps:
+            raise ValueError(f"nothing to reduce in {params['raw_dir']}")
+        path = Path(reduction.output_dir) / "plan.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(reduction.to_json())
+        return str(path)
 
-    EsorexOperator.partial(task_id="muse_bias", map_index_template="{{ task.output_dir }}").expand_kwargs(plan())
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def stage_inputs(plan_path: str, stage: str, *earlier: list) -> list[dict]:
+        """EsorexOperator kwargs of the stage's runnable steps, inputs resolved from earlier XComs."""
+        from pathlib import Path
+
+        from muse_operators.plan import ReductionPlan, stage_steps
+
+        reduction = ReductionPlan.from_json(Path(plan_path).read_text())
+        outputs = [output for stage_outputs in earlier for output in (stage_outputs or [])]
+        runnable, blocked = stage_steps(reduction, stage, outputs)
+        for line in blocked:
+            print(line)
+        if blocked and not runnable:
+            raise RuntimeError(f"no {stage} step can run: " + "; ".join(blocked))
+        return runnable
+
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def collect(outputs: list) -> list:
+        """The stage's product maps (failed instances left out), for the stages after it."""
+        return [output for output in (outputs or []) if output]
+
+    plan_path = plan()
+    earlier: list = []
+    for stage in CALIBRATION_STAGES:
+        kwargs = stage_inputs.override(task_id=f"{stage}_inputs")(plan_path, stage, *earlier)
+        runs = EsorexOperator.partial(task_id=stage).expand_kwargs(kwargs)
+        earlier.append(collect.override(task_id=f"{stage}_products")(runs.output))
 
 if __name__ == "__main__":
     dag.test()

@@ -46,6 +46,7 @@ def test_muse_reduce_makes_a_master_bias_per_ifu(run_dag, bias_raw, tmp_path):
     assert result.returncode == 0, result.stdout[-5000:]
     masters = sorted(out.rglob("MASTER_BIAS-*.fits"))
     assert [m.relative_to(out).as_posix() for m in masters] == [
-        "calibrations/2023-12-22T12-00-00/ifu01/MASTER_BIAS-01.fits"]
+        "calibrations/bias/2023-12-22T12-00-00/ifu01/MASTER_BIAS-01.fits"]
     assert fits.getval(masters[0], "HIERARCH ESO PRO CATG") == "MASTER_BIAS"
+    assert (out / "plan.json").is_file()
     assert checksums(bias_raw) == before

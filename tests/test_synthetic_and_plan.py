@@ -10,7 +10,7 @@ from astropy.io import fits
 
 from muse_operators.classify import classify
 from muse_operators.headers import RawFrame, read_frame, scan
-from muse_operators.plan import plan_reduction
+from muse_operators.planner import plan_reduction
 from muse_operators.synthetic.detector import RAW_SHAPE, ReadoutModel, overscan_levels, read_out, trim
 from muse_operators.synthetic.raw_frames import write_bias_set
 
@@ -94,9 +94,10 @@ def test_plan_has_one_bias_step_per_ifu_and_is_json(bias_dir, tmp_path):
     plan = plan_reduction(bias_dir, tmp_path / "out")
     steps = plan.by_recipe("muse_bias")
     assert [s.parameters for s in steps] == [{"nifu": 1}, {"nifu": 3}]
-    assert all(len(s.sof) == 3 and {t for _, t in s.sof} == {"BIAS"} for s in steps)
-    assert steps[0].output_dir == str(tmp_path / "out/calibrations/2023-12-22T12-00-00/ifu01")
+    assert all(len(s.inputs) == 3 and {i.tag for i in s.inputs} == {"BIAS"} for s in steps)
+    assert steps[0].output_dir == str(tmp_path / "out/calibrations/bias/2023-12-22T12-00-00/ifu01")
     assert json.loads(plan.to_json())["steps"][1]["expected_products"] == ["MASTER_BIAS"]
+    assert [s.name for s in type(plan).from_json(plan.to_json()).steps] == [s.name for s in plan.steps]
     assert [s.parameters for s in plan_reduction(bias_dir, tmp_path / "out", ifus=[3]).steps] == [{"nifu": 3}]
 
 

@@ -63,22 +63,16 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from .plan import plan_reduction
+    from .planner import plan_reduction
 
-    plan = plan_reduction(args.rawdir, args.outdir, args.ifus)
+    plan = plan_reduction(args.rawdir, args.outdir, args.config, args.ifus)
     if args.json:
         print(plan.to_json())
         return 0
-    for path, reason in plan.unreadable:
-        print(f"UNREADABLE {path}: {reason}")
+    print("\n".join(plan.describe()))
     for path, reason in plan.unclassified:
-        print(f"not used    {path}: {reason}")
-    for step in plan.steps:
-        print(f"{step.name}: {step.recipe} {' '.join(f'--{k}={v}' for k, v in step.parameters.items())}")
-        for path, tag in step.sof:
-            print(f"    {tag:<14} {path}")
-        print(f"    -> {step.output_dir}  ({', '.join(step.expected_products)})")
-    return 0
+        print(f"not used: {path}: {reason}")
+    return 1 if plan.errors else 0
 
 
 def airflow_environment(airflow_home: Path) -> dict[str, str]:
@@ -152,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("rawdir")
     plan.add_argument("outdir")
     plan.add_argument("--ifus", type=_ifu_list, default=None)
+    plan.add_argument("--config", help="a MUSEreduce-style JSON config (default: config/defaults.json)")
     plan.add_argument("--json", action="store_true")
     plan.set_defaults(func=cmd_plan)
 

@@ -11,8 +11,6 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-from astropy.io import fits
-
 from .errors import RecipeFailedError
 
 ProductMap = dict[str, list[str]]
@@ -20,6 +18,8 @@ ProductMap = dict[str, list[str]]
 
 def product_category(path: Path) -> str | None:
     """The ``ESO PRO CATG`` of a FITS file, or None if it has none (then it is not a product)."""
+    from astropy.io import fits  # imported here: DAG files import this module and must parse fast
+
     try:
         return fits.getval(path, "HIERARCH ESO PRO CATG", ext=0)
     except (KeyError, OSError):
