@@ -1,0 +1,225 @@
+"""Plan the science half of a reduction: scibasic, standard star, sky, scipost, align and combine.
+
+For every selected exposure the calibrations come from the header-rule association (or ESO's masters
+with ``global.using_ESO_Calibration``); the per-IFU recipes run once per IFU and the post-processing
+recipes read all IFUs. Layout, in MUSEreduce's terms:
+
+    reduced/<OB>/<RADEC_EXPTIME_ROT_NN>/{scibasic/ifuNN, create_sky, scipost}
+    reduced/std/<STD archive name>/{scibasic/ifuNN, standard}
+    reduced/<OB>/<RADEC_EXPTIME>/{exp_align, exp_combine}      (reduced/<RADEC_EXPTIME>/ across OBs)
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .associate.report import compare, xml_files_for
+from .associate.rules import MISSING, Association, associate
+from .grouping import Exposure, Pointing, combine_obs, group_science, select_exposures
+from .headers import RawFrame
+from .plan import ReductionPlan, SofInput, Step
+from .planner import CalibrationPlanner
+from .recipes import SCIBASIC_PRODUCT, spec
+
+AO_MODES = ("WFM-AO-N", "WFM-AO-E", "NFM-AO-N")  # ESO's OCA adds RAMAN_LINES for these
+
+
+class SciencePlanner:
+    def __init__(self, plan: ReductionPlan, cal: CalibrationPlanner, cfg: Any) -> None:
+        self.plan, self.cal, self.cfg = plan, cal, cfg
+        self.reduced = Path(plan.output_dir) / "reduced"
+        self.use_eso = bool(cfg.get_path("global.using_ESO_Calibration"))
+        self.std_steps: dict[str, str] = {}  # STD path -> standard step
+        self.sky_steps: dict[str, str] = {}  # sky source exposure -> create_sky step
+        self.scibasic: dict[str, dict[int, str]] = {}  # raw path -> {ifu: step}
+        self.lsf_of: dict[str, dict[int, str] | list[str]] = {}  # exposure path -> LSF per IFU (steps or master files)
+
+    def _params(self, recipe: str, **extra: Any) -> dict[str, Any]:
+        return {**spec(recipe).fixed_parameters, **self.cal.params(recipe), **extra}
+
+    def _add(self, name: str, recipe: str, stage: str, inputs: list[SofInput], out: Path, products: list[str],
+             parameters: dict[str, Any], ifu: int | None = None, notes: Sequence[str] = ()) -> str:
+        self.plan.steps.append(Step(name, recipe, stage, inputs, str(out), parameters, products, ifu, list(notes)))
+        return name
+
+    # -- calibrations an exposure's per-IFU recipes read ---------------------------------------------
+    def calibration_inputs(self, assoc: Association, ifu: int) -> list[SofInput] | None:
+        c = assoc.choices
+        if self.use_eso:
+            inputs = []
+            for catg in ("MASTER_BIAS", "MASTER_FLAT", "TRACE_TABLE", "WAVECAL_TABLE", "TWILIGHT_CUBE", "MASTER_DARK"):
+                if catg in c and c[catg].quality != MISSING:
+                    inputs += [SofInput(catg, path=p) for p in c[catg].paths]
+            return inputs
+        bias = self.cal.bias(c["BIAS"].chosen) if c["BIAS"].chosen else {}
+        flat = self.cal.flat(c["FLAT"].chosen) if c["FLAT"].chosen else {}
+        wavecal, _ = self.cal.arc_chain(c["ARC"].chosen) if c["ARC"].chosen else ({}, {})
+        if ifu not in bias or ifu not in flat or ifu not in wavecal:
+            return None
+        inputs = [SofInput("MASTER_BIAS", step=bias[ifu]), SofInput("MASTER_FLAT", step=flat[ifu]),
+                  SofInput("TRACE_TABLE", step=flat[ifu]), SofInput("WAVECAL_TABLE", step=wavecal[ifu])]
+        if c.get("SKYFLAT") and c["SKYFLAT"].chosen:
+            twilight = self.cal.twilight(c["SKYFLAT"].chosen)
+            if twilight:
+                inputs.append(SofInput("TWILIGHT_CUBE", step=twilight))
+        return inputs
+
+    def lsf_inputs(self, assoc: Association, ifus: Sequence[int]) -> list[SofInput]:
+        if self.use_eso:
+            return [SofInput("LSF_PROFILE", path=p) for p in assoc.choices["LSF_PROFILE"].paths]
+        arc = assoc.choices["ARC"].chosen
+        _, lsf = self.cal.arc_chain(arc) if arc else ({}, {})
+        return [SofInput("LSF_PROFILE", step=lsf[i]) for i in ifus if i in lsf]
+
+    # -- per exposure ----------------------------------------------------------------------------------
+    def scibasic_steps(self, frame: RawFrame, tag: str, assoc: Association, out: Path, label: str) -> dict[int, str]:
+        if frame.path in self.scibasic:
+            return self.scibasic[frame.path]
+        steps: dict[int, str] = {}
+        illum = [SofInput("ILLUM", path=p) for p in assoc.choices["ILLUM"].paths]
+        geometry = self.cal._static("GEOMETRY_TABLE", True, f"{label}")
+        for ifu in sorted(i for i in frame.ifus if self.cal.ifus is None or i in self.cal.ifus):
+            calib = self.calibration_inputs(assoc, ifu)
+            if calib is None:
+                self.plan.errors.append(f"{label} IFU {ifu}: no calibration chain for this IFU")
+                continue
+            inputs = [SofInput(tag, path=frame.path), *illum, *calib, *geometry]
+            steps[ifu] = self._add(f"scibasic.{label}.{ifu:02d}", "muse_scibasic", "scibasic", inputs,
+                                   out / "scibasic" / f"ifu{ifu:02d}", [SCIBASIC_PRODUCT[tag]],
+                                   self._params("muse_scibasic", nifu=ifu), ifu)
+        self.scibasic[frame.path] = steps
+        return steps
+
+    def standard_step(self, std: RawFrame, assoc: Association) -> str | None:
+        if std.path in self.std_steps:
+            return self.std_steps[std.path]
+        label = Path(std.path).name.split(".fits")[0]
+        out = self.reduced / "std" / label
+        pixtables = self.scibasic_steps(std, "STD", assoc, out, f"std.{label}")
+        inputs = [SofInput("PIXTABLE_STD", step=s) for s in pixtables.values()]
+        inputs += self.cal._static("EXTINCT_TABLE", True, f"standard {label}")
+        inputs += self.cal._static("STD_FLUX_TABLE", True, f"standard {label}")
+        inputs += self.cal._static("FILTER_LIST", False, f"standard {label}")
+        name = self._add(f"standard.{label}", "muse_standard", "standard", inputs, out / "standard",
+                         list(spec("muse_standard").products), self._params("muse_standard"))
+        self.std_steps[std.path] = name
+        return name
+
+    def response_inputs(self, assoc: Association) -> list[SofInput] | None:
+        std = assoc.choices.get("STD")
+        if std and std.chosen and self.cfg.get_path("std_flux.execute"):
+            name = self.standard_step(std.chosen.frames[0], assoc)
+            return [SofInput("STD_RESPONSE", step=name), SofInput("STD_TELLURIC", step=name)]
+        masters = [SofInput(c, path=p) for c in ("STD_RESPONSE", "STD_TELLURIC")
+                   for p in (assoc.choices[c].paths if c in assoc.choices else [])]
+        return masters if any(i.tag == "STD_RESPONSE" for i in masters) else None
+
+    def sky_step(self, source: Exposure, assoc: Association, out: Path) -> str | None:
+        if source.frame.path in self.sky_steps:
+            return self.sky_steps[source.frame.path]
+        pixtables = self.scibasic_steps(source.frame, source.tag, assoc, out, f"{source.ob}.{source.name}")
+        response = self.response_inputs(assoc)
+        if response is None:
+            self.plan.errors.append(f"{source.name}: muse_create_sky needs STD_RESPONSE: no standard star")
+            return None
+        catg = SCIBASIC_PRODUCT[source.tag]
+        inputs = [SofInput("PIXTABLE_SKY", step=s, catg=catg) for s in pixtables.values()]
+        inputs += self.cal._static("EXTINCT_TABLE", True, "create_sky") + response
+        inputs += self.cal._static("SKY_LINES", True, "create_sky") + self.lsf_inputs(assoc, sorted(pixtables))
+        notes = ["modified sky (Zeidler et al. 2019): continuum zeroed, only OH/O2 lines kept"] \
+            if self.cfg.get_path("sky.modified") else []
+        name = self._add(f"create_sky.{source.ob}.{source.name}", "muse_create_sky", "create_sky", inputs,
+                         out / "create_sky", list(spec("muse_create_sky").products),
+                         self._params("muse_create_sky"), notes=notes)
+        self.sky_steps[source.frame.path] = name
+        return name
+
+    def scipost_step(self, exposure: Exposure, assoc: Association, sky_source: Exposure | None) -> str | None:
+        out = self.reduced / exposure.ob / exposure.name
+        pixtables = self.scibasic_steps(exposure.frame, "OBJECT", assoc, out, f"{exposure.ob}.{exposure.name}")
+        response = self.response_inputs(assoc)
+        if response is None:
+            self.plan.errors.append(f"{exposure.qualified_name}: muse_scipost needs STD_RESPONSE: no standard "
+                                    "star (STD) or ESO STD_RESPONSE for this exposure")
+            return None
+        inputs = [SofInput("PIXTABLE_OBJECT", step=s) for s in pixtables.values()]
+        inputs += self.cal._static("EXTINCT_TABLE", True, "scipost") + response
+        inputs += self.cal._static("FILTER_LIST", False, "scipost") + self.cal._static("ASTROMETRY_WCS", False, "scipost")
+        inputs += self.lsf_inputs(assoc, sorted(pixtables))
+        extra: dict[str, Any] = {}
+        if self.cfg.get_path("sci_post.subtract_sky") and sky_source is not None:
+            source_out = self.reduced / sky_source.ob / sky_source.name
+            sky = self.sky_step(sky_source, assoc if sky_source is exposure else self.associate(sky_source), source_out)
+            if sky:
+                inputs += [SofInput("SKY_LINES", step=sky), SofInput("SKY_CONTINUUM", step=sky)]
+        else:
+            extra["skymethod"] = "none"
+        if self.cfg.get_path("sci_post.raman") and exposure.frame.ins_mode in AO_MODES:
+            inputs += self.cal._static("RAMAN_LINES", True, f"{exposure.name} (sci_post.raman)")
+        return self._add(f"scipost.{exposure.ob}.{exposure.name}", "muse_scipost", "scipost", inputs,
+                         out / "scipost", list(spec("muse_scipost").products), self._params("muse_scipost", **extra))
+
+    def associate(self, exposure: Exposure) -> Association:
+        return associate(exposure.frame, self.cal.sets, use_eso_masters=self.use_eso,
+                         with_dark=bool(self.cfg.get_path("calibration.dark")))
+
+    def combine_steps(self, pointing: Pointing, scipost: dict[str, str], base: Path) -> None:
+        members = [scipost[e.frame.path] for e in pointing.exposures if e.frame.path in scipost]
+        out = base / pointing.name
+        if len(members) < 2:
+            self.plan.report.append(f"pointing {pointing.name}: {len(members)} exposure(s); the scipost "
+                                    "DATACUBE_FINAL is its cube (exp_align/exp_combine need >= 2)")
+            return
+        align = None
+        if self.cfg.get_path("exp_align.execute"):
+            align = self._add(f"exp_align.{pointing.name}", "muse_exp_align", "exp_align",
+                              [SofInput("IMAGE_FOV", step=s) for s in members], out / "exp_align",
+                              list(spec("muse_exp_align").products), self._params("muse_exp_align"))
+        if self.cfg.get_path("exp_combine.execute"):
+            inputs = [SofInput("PIXTABLE_REDUCED", step=s) for s in members]
+            inputs += [SofInput("OFFSET_LIST", step=align)] if align else []
+            inputs += self.cal._static("FILTER_LIST", False, "exp_combine")
+            self._add(f"exp_combine.{pointing.name}", "muse_exp_combine", "exp_combine", inputs, out / "exp_combine",
+                      list(spec("muse_exp_combine").products), self._params("muse_exp_combine"))
+
+
+def plan_science(plan: ReductionPlan, cal: CalibrationPlanner, frames: Sequence[RawFrame], cfg: Any) -> None:
+    """Add the science steps (and the calibrations they need) of every selected exposure to ``plan``."""
+    sp = SciencePlanner(plan, cal, cfg)
+    obs = group_science(frames)
+    selection = select_exposures(obs, cfg.get_path("global.exp_list") or None,
+                                 cfg.get_path("global.using_specific_exposure_time") or None)
+    plan.report += [line for ob in obs for line in ob.describe()] + selection.describe()
+    if sp.use_eso and not any(tag.startswith("MASTER_") for tag in cal.sets):
+        plan.errors.append("global.using_ESO_Calibration is true but the pool has no ESO master calibrations "
+                           "(ESO PRO CATG = MASTER_*); set it to false to reduce the raw calibrations")
+        return
+    skies = [e for e in selection.exposures if e.tag == "SKY"]
+    scipost: dict[str, str] = {}
+    for exposure in selection.exposures:
+        if exposure.tag != "OBJECT":
+            continue
+        assoc = sp.associate(exposure)
+        plan.report += assoc.describe()
+        plan.errors += [f"{exposure.qualified_name}: {e}" for e in assoc.errors]
+        xml = xml_files_for(exposure.frame.path)
+        if xml is not None:
+            plan.report += [f"XML disagreement: {d.describe()}" for d in compare(assoc, xml)]
+        if assoc.errors:
+            continue
+        source: Exposure | None = exposure
+        if cfg.get_path("sky.sky_field") == "auto" and skies:
+            source = min(skies, key=lambda s: abs((s.frame.mjd_obs or 0) - (exposure.frame.mjd_obs or 0)))
+        if cfg.get_path("sci_post.execute"):
+            name = sp.scipost_step(exposure, assoc, source)
+            if name:
+                scipost[exposure.frame.path] = name
+    if cfg.get_path("global.dither_multiple_OBs"):
+        pointings = combine_obs(obs, cfg.get_path("global.OB_list"))
+        for pointing in selection.restrict(pointings):
+            sp.combine_steps(pointing, scipost, sp.reduced)
+    else:
+        for ob in obs:
+            for pointing in selection.restrict(ob.pointings):
+                sp.combine_steps(pointing, scipost, sp.reduced / ob.name)

@@ -1,0 +1,114 @@
+"""The whole reduction plan for realistic header pools: which steps, wired to which inputs, and errors."""
+from __future__ import annotations
+
+import pytest
+
+from muse_operators.headers import RawFrame
+from muse_operators.plan import ReductionPlan
+from muse_operators.planner import plan_reduction
+
+NOON = 60300.5
+IFUS = [1, 2]
+OWN_CALIBRATIONS = {"global": {"using_ESO_Calibration": False}}
+
+
+def raw(name: str, catg: str, dpr_type: str, mjd: float, *, nexp: int = 3, tpl: str | None = None, ob: str = "",
+        obs_id: int | None = None, ra: float = 150.0, dec: float = -30.0, exptime: float = 600.0, posang: float = 0.0,
+        mode: str = "WFM-NOAO-N", pro: str | None = None) -> RawFrame:
+    return RawFrame(path=f"/raw/{name}.fits", instrument="MUSE", dpr_catg=catg, dpr_type=dpr_type,
+                    dpr_tech=None if pro else "IFU", pro_catg=pro, mjd_obs=mjd, date_obs=f"D{mjd:.6f}",
+                    exptime=exptime, ra=ra, dec=dec, ins_mode=mode, posang=posang, obs_name=ob or None,
+                    obs_id=obs_id, tpl_start=tpl or f"T{mjd:.4f}", tpl_nexp=nexp, tpl_expno=1,
+                    read_curname="SCI1.0", ins_temp7=12.0, arcfile=f"{name}.fits", ifus=list(IFUS))
+
+
+def calib_template(prefix: str, dpr_type: str, mjd: float, n: int = 3) -> list[RawFrame]:
+    return [raw(f"{prefix}{i}", "CALIB", dpr_type, mjd + i * 1e-3, tpl=f"{prefix}", nexp=n) for i in range(n)]
+
+
+def statics() -> list[RawFrame]:
+    return [raw(f"static_{c.lower()}", "", "", 57000.0, nexp=1, pro=c) for c in
+            ("LINE_CATALOG", "GEOMETRY_TABLE", "EXTINCT_TABLE", "STD_FLUX_TABLE", "FILTER_LIST", "SKY_LINES")]
+
+
+@pytest.fixture()
+def night() -> list[RawFrame]:
+    frames = statics()
+    frames += calib_template("bias", "BIAS", NOON + 0.2) + calib_template("flat", "FLAT,LAMP", NOON + 0.21)
+    frames += calib_template("arc", "WAVE", NOON + 0.22, n=9) + calib_template("twi", "FLAT,SKY", NOON + 0.27)
+    frames.append(raw("illum", "CALIB", "FLAT,LAMP,ILLUM", NOON + 0.45, nexp=1))
+    frames.append(raw("std", "CALIB", "STD", NOON - 0.6, nexp=1, exptime=30.0, ra=151.0))  # previous night
+    ob1 = dict(ob="NGC1_a", obs_id=1001)
+    frames += [raw("sci1", "SCIENCE", "OBJECT", NOON + 0.40, **ob1),
+               raw("sci2", "SCIENCE", "OBJECT", NOON + 0.41, posang=90.0, ra=150.0003, **ob1),
+               raw("sky1", "SCIENCE", "SKY", NOON + 0.42, exptime=300.0, ra=150.2, **ob1)]
+    ob2 = dict(ob="NGC1_b", obs_id=1002)
+    frames += [raw("sci3", "SCIENCE", "OBJECT", NOON + 0.50, posang=180.0, **ob2),
+               raw("sci4", "SCIENCE", "OBJECT", NOON + 0.51, exptime=900.0, **ob2)]
+    return frames
+
+
+def test_full_night_plan_with_own_calibrations(night, tmp_path):
+    plan = plan_reduction(tmp_path / "raw", tmp_path / "out", OWN_CALIBRATIONS, frames=night)
+    assert plan.errors == []
+    counts = {stage: len(plan.by_stage(stage)) for stage in
+              ("bias", "flat", "wavecal", "lsf", "twilight", "scibasic", "standard", "create_sky", "scipost",
+               "exp_align", "exp_combine")}
+    # 4 objects + 1 sky + 1 std, each on 2 IFUs; one external sky serves every object (sky_field auto);
+    # only OB NGC1_a has a pointing with two exposures (NGC1_b: one 600 s, one 900 s exposure).
+    assert counts == {"bias": 2, "flat": 2, "wavecal": 2, "lsf": 2, "twilight": 1, "scibasic": 12, "standard": 1,
+                      "create_sky": 1, "scipost": 4, "exp_align": 1, "exp_combine": 1}
+    # NN counts exposures with the same RADEC_EXPTIME *and* rotation, in time order (MUSEreduce's rule).
+    sci2 = plan.step("scipost.NGC1_a.100000-300000_0600_090_00")
+    tags = [i.tag for i in sci2.inputs]
+    assert tags.count("PIXTABLE_OBJECT") == 2 and tags.count("LSF_PROFILE") == 2
+    assert {i.step for i in sci2.inputs if i.tag in ("SKY_LINES", "SKY_CONTINUUM")} == {
+        "create_sky.NGC1_a.100048-300000_0300_000_00"}
+    assert {i.step for i in sci2.inputs if i.tag == "STD_RESPONSE"} == {"standard.std"}
+    scibasic = plan.step("scibasic.NGC1_a.100000-300000_0600_000_00.01")
+    assert {i.tag: (i.path or i.step) for i in scibasic.inputs} == {
+        "OBJECT": "/raw/sci1.fits", "ILLUM": "/raw/illum.fits", "MASTER_BIAS": "bias.bias.01",
+        "MASTER_FLAT": "flat.flat.01", "TRACE_TABLE": "flat.flat.01", "WAVECAL_TABLE": "wavecal.arc.01",
+        "TWILIGHT_CUBE": "twilight.twi", "GEOMETRY_TABLE": "/raw/static_geometry_table.fits"}
+    assert scibasic.parameters["nifu"] == 1 and scibasic.parameters["skyreject"] == "15.,15.,1"
+    assert scibasic.output_dir.endswith("reduced/NGC1_a/100000-300000_0600_000_00/scibasic/ifu01")
+    # the sky flats' own bias/flat/arc chain is the night's (nearest templates)
+    assert {d for d in plan.step("twilight.twi").depends_on} == {
+        "bias.bias.01", "bias.bias.02", "flat.flat.01", "flat.flat.02", "wavecal.arc.01", "wavecal.arc.02"}
+    combine = plan.step("exp_combine.100000-300000_0600")
+    assert [i.tag for i in combine.inputs].count("PIXTABLE_REDUCED") == 2
+    assert any(r.startswith("pointing 100000-300000_0900: 1 exposure(s); the scipost DATACUBE_FINAL") for r in plan.report)
+    assert any("STD" in r and "outside the OCA window" in r for r in plan.report)
+    assert ReductionPlan.from_json(plan.to_json()).to_json() == plan.to_json()
+
+
+def test_two_obs_dithered_into_one_pointing(night, tmp_path):
+    config = {"global": {"using_ESO_Calibration": False, "dither_multiple_OBs": True,
+                         "OB_list": ["NGC1_a", "NGC1_b"]}}
+    plan = plan_reduction(tmp_path / "raw", tmp_path / "out", config, frames=night)
+    combine = plan.step("exp_combine.100000-300000_0600")
+    assert sorted(i.step for i in combine.inputs if i.tag == "PIXTABLE_REDUCED") == [
+        "scipost.NGC1_a.100000-300000_0600_000_00", "scipost.NGC1_a.100000-300000_0600_090_00",
+        "scipost.NGC1_b.100000-300000_0600_180_00"]
+    assert combine.output_dir.endswith("reduced/100000-300000_0600/exp_combine")
+
+
+def test_exposure_time_selection_and_object_as_sky(night, tmp_path):
+    config = {"global": {"using_ESO_Calibration": False, "using_specific_exposure_time": 900},
+              "sky": {"sky_field": "object"}}
+    plan = plan_reduction(tmp_path / "raw", tmp_path / "out", config, frames=night)
+    assert [s.name for s in plan.by_stage("scipost")] == ["scipost.NGC1_b.100000-300000_0900_000_00"]
+    assert [s.name for s in plan.by_stage("create_sky")] == ["create_sky.NGC1_b.100000-300000_0900_000_00"]
+    sky = plan.by_stage("create_sky")[0]
+    assert {(i.tag, i.catg) for i in sky.inputs if i.tag == "PIXTABLE_SKY"} == {("PIXTABLE_SKY", "PIXTABLE_OBJECT")}
+
+
+def test_errors_name_what_is_missing_and_the_setting(night, tmp_path):
+    eso = plan_reduction(tmp_path / "raw", tmp_path / "out", {}, frames=night)
+    assert any("global.using_ESO_Calibration is true but the pool has no ESO master" in e for e in eso.errors)
+    no_flat = [f for f in night if not f.path.startswith("/raw/flat")]
+    plan = plan_reduction(tmp_path / "raw", tmp_path / "out", OWN_CALIBRATIONS, frames=no_flat)
+    assert any("no FLAT with matching INS.MODE and readout (required)" in e for e in plan.errors)
+    no_statics = [f for f in night if not f.pro_catg]
+    plan = plan_reduction(tmp_path / "raw", tmp_path / "out", OWN_CALIBRATIONS, frames=no_statics)
+    assert any("static calibration LINE_CATALOG not found" in e for e in plan.errors)
