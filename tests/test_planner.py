@@ -112,3 +112,23 @@ def test_errors_name_what_is_missing_and_the_setting(night, tmp_path):
     no_statics = [f for f in night if not f.pro_catg]
     plan = plan_reduction(tmp_path / "raw", tmp_path / "out", OWN_CALIBRATIONS, frames=no_statics)
     assert any("static calibration LINE_CATALOG not found" in e for e in plan.errors)
+
+
+def test_dark_and_mode_specific_statics(night, tmp_path):
+    night += calib_template("dark", "DARK", NOON + 0.1)
+    night += [raw("static_geometry_table_nfm", "", "", 57000.0, nexp=1, pro="GEOMETRY_TABLE"),
+              raw("nfm_sci", "SCIENCE", "OBJECT", NOON + 0.6, ob="NFM", obs_id=7, mode="NFM-AO-N")]
+    night += [raw(f"flat_nfm{i}", "CALIB", "FLAT,LAMP", NOON + 0.3 + i * 1e-3, tpl="flat_nfm", mode="NFM-AO-N")
+              for i in range(3)]
+    night += [raw(f"arc_nfm{i}", "CALIB", "WAVE", NOON + 0.31 + i * 1e-3, tpl="arc_nfm", mode="NFM-AO-N", nexp=9)
+              for i in range(9)]
+    config = {"global": {"using_ESO_Calibration": False}, "calibration": {"dark": True}}
+    plan = plan_reduction(tmp_path / "raw", tmp_path / "out", config, frames=night)
+    assert [s.name for s in plan.by_stage("dark")] == ["dark.dark.01", "dark.dark.02"]
+    flat = plan.step("flat.flat.01")
+    assert ("MASTER_DARK", "dark.dark.01") in {(i.tag, i.step) for i in flat.inputs}
+    nfm = plan.step("scibasic.NFM.100000-300000_0600_000_00.01")
+    assert {i.path for i in nfm.inputs if i.tag == "GEOMETRY_TABLE"} == {"/raw/static_geometry_table_nfm.fits"}
+    wfm = plan.step("scibasic.NGC1_a.100000-300000_0600_000_00.01")
+    assert {i.path for i in wfm.inputs if i.tag == "GEOMETRY_TABLE"} == {"/raw/static_geometry_table.fits"}
+    assert "MASTER_DARK" in {i.tag for i in wfm.inputs}

@@ -40,24 +40,37 @@ class CalibrationPlanner:
     """Plans the calibration steps of one pool; remembers what it planned so chains are shared."""
 
     def __init__(self, plan: ReductionPlan, sets: Mapping[str, Sequence[CalibrationSet]],
-                 statics: Mapping[str, str], params: Any, ifus: Sequence[int] | None) -> None:
+                 statics: Mapping[str, Sequence[str]], params: Any, ifus: Sequence[int] | None,
+                 with_dark: bool = False) -> None:
         self.plan, self.sets, self.statics, self.params, self.ifus = plan, sets, statics, params, ifus
+        self.with_dark = with_dark
         self.out = Path(plan.output_dir) / "calibrations"
         self.planned: dict[tuple[str, str], dict[int, str]] = {}  # (stage, set key) -> {ifu: step name}
 
     # -- helpers -------------------------------------------------------------------------------------
     def _upstream(self, cset: CalibrationSet, tag: str) -> CalibrationSet | None:
-        """The set of ``tag`` this calibration set itself needs, by the OCA rules; None (+ error) if none."""
+        """The set of ``tag`` this calibration set itself needs, by the OCA rules; None if none.
+
+        A missing required set is an error of the plan; a missing optional one (DARK) only a note.
+        """
         choice = choose(cset.frames[0], RAW_RULES[tag], self.sets.get(tag, ()))
         if choice.quality == MISSING:
-            self.plan.errors.append(f"{cset.tag} set {cset.key}: {choice.reason}")
+            (self.plan.errors if RAW_RULES[tag].required else self.plan.report).append(
+                f"{cset.tag} set {cset.key}: {choice.reason}")
             return None
         self.plan.report.append(f"{cset.tag} {cset.key} uses {tag} [{choice.quality}] {choice.reason}")
         return choice.chosen
 
-    def _static(self, tag: str, required: bool, who: str) -> list[SofInput]:
-        if tag in self.statics:
-            return [SofInput(tag, path=self.statics[tag])]
+    def _static(self, tag: str, required: bool, who: str, mode: str | None = None) -> list[SofInput]:
+        """The static calibration ``tag``; with several files, the one named for the mode family (nfm/wfm).
+
+        MUSEreduce gave NFM-AO data the WFM geometry table; ESO ships ``*_wfm.fits`` and ``*_nfm.fits``.
+        """
+        candidates = list(self.statics.get(tag, ()))
+        if candidates:
+            family = "nfm" if (mode or "").startswith("NFM") else "wfm"
+            named = [p for p in candidates if family in Path(p).name.lower()]
+            return [SofInput(tag, path=(named or candidates)[0])]
         if required:
             self.plan.errors.append(f"{who}: static calibration {tag} not found (give global.static_calib_path "
                                     f"or put a file with ESO PRO CATG = {tag} in the raw directory)")
@@ -85,6 +98,26 @@ class CalibrationPlanner:
                                  for ifu in set_ifus(cset, self.ifus)}
         return self.planned[key]
 
+    def dark(self, cset: CalibrationSet | None) -> dict[int, str]:
+        """MASTER_DARK steps of the dark set a calibration set uses (only with calibration.dark)."""
+        if cset is None:
+            return {}
+        key = ("dark", cset.key)
+        if key not in self.planned:
+            bias_set = self._upstream(cset, "BIAS")
+            bias = self.bias(bias_set) if bias_set else {}
+            self.planned[key] = {
+                ifu: self._step("dark", cset, ifu, [SofInput("DARK", path=p) for p in cset.paths]
+                                + [SofInput("MASTER_BIAS", step=bias[ifu])])
+                for ifu in set_ifus(cset, self.ifus) if ifu in bias}
+        return self.planned[key]
+
+    def dark_inputs(self, cset: CalibrationSet, ifu: int) -> list[SofInput]:
+        if not self.with_dark:
+            return []
+        darks = self.dark(self._upstream(cset, "DARK"))
+        return [SofInput("MASTER_DARK", step=darks[ifu])] if ifu in darks else []
+
     def flat(self, cset: CalibrationSet) -> dict[int, str]:
         key = ("flat", cset.key)
         if key not in self.planned:
@@ -92,7 +125,7 @@ class CalibrationPlanner:
             bias = self.bias(bias_set) if bias_set else {}
             self.planned[key] = {
                 ifu: self._step("flat", cset, ifu, [SofInput("FLAT", path=p) for p in cset.paths]
-                                + [SofInput("MASTER_BIAS", step=bias[ifu])])
+                                + [SofInput("MASTER_BIAS", step=bias[ifu])] + self.dark_inputs(cset, ifu))
                 for ifu in set_ifus(cset, self.ifus) if ifu in bias}
         return self.planned[key]
 
@@ -109,7 +142,8 @@ class CalibrationPlanner:
                 common = ([SofInput("ARC", path=p) for p in cset.paths]
                           + [SofInput("MASTER_BIAS", step=bias[ifu]),
                              SofInput("TRACE_TABLE", step=flat[ifu], catg="TRACE_TABLE")]
-                          + self._static("LINE_CATALOG", True, f"ARC set {cset.key}"))
+                          + self._static("LINE_CATALOG", True, f"ARC set {cset.key}")
+                          + self.dark_inputs(cset, ifu))
                 wavecal[ifu] = self._step("wavecal", cset, ifu, list(common))
                 lsf[ifu] = self._step("lsf", cset, ifu, common + [SofInput("WAVECAL_TABLE", step=wavecal[ifu])])
             self.planned[("wavecal", cset.key)], self.planned[("lsf", cset.key)] = wavecal, lsf
@@ -135,7 +169,8 @@ class CalibrationPlanner:
             for ifu in ifus:
                 inputs += [SofInput("MASTER_BIAS", step=bias[ifu]), SofInput("MASTER_FLAT", step=flat[ifu]),
                            SofInput("TRACE_TABLE", step=flat[ifu]), SofInput("WAVECAL_TABLE", step=wavecal[ifu])]
-            inputs += self._static("GEOMETRY_TABLE", True, f"SKYFLAT set {cset.key}")
+                inputs += self.dark_inputs(cset, ifu)
+            inputs += self._static("GEOMETRY_TABLE", True, f"SKYFLAT set {cset.key}", cset.ins_mode)
             if cset.mjd < VIGNETTING_MASK_BEFORE_MJD:
                 inputs += self._static("VIGNETTING_MASK", False, f"SKYFLAT set {cset.key}")
             self.planned[key] = {0: self._step("twilight", cset, None, inputs)}
@@ -145,6 +180,8 @@ class CalibrationPlanner:
         """A calibration night: plan every template in the pool."""
         for cset in self.sets.get("BIAS", ()):
             self.bias(cset)
+        for cset in self.sets.get("DARK", ()) if self.with_dark else ():
+            self.dark(cset)
         for cset in self.sets.get("FLAT", ()):
             self.flat(cset)
         for cset in self.sets.get("ARC", ()):
@@ -153,17 +190,17 @@ class CalibrationPlanner:
             self.twilight(cset)
 
 
-def statics_from(frames: Iterable[RawFrame], static_dir: str | None = None) -> dict[str, str]:
+def statics_from(frames: Iterable[RawFrame], static_dir: str | None = None) -> dict[str, list[str]]:
     """Static calibrations by PRO.CATG: files in ``static_dir`` first, then any in the raw pool."""
     from .headers import scan
 
-    found: dict[str, str] = {}
+    found: dict[str, list[str]] = {}
     pool = list(frames)
     if static_dir:
         pool = scan(Path(static_dir)).frames + pool
     for frame in pool:
-        if frame.pro_catg in STATIC_CATEGORIES and frame.pro_catg not in found:
-            found[str(frame.pro_catg)] = frame.path
+        if frame.pro_catg in STATIC_CATEGORIES:
+            found.setdefault(str(frame.pro_catg), []).append(frame.path)
     return found
 
 
@@ -187,7 +224,8 @@ def plan_reduction(raw_dir: str | Path, output_dir: str | Path, config: Any = No
             plan.unclassified.append((frame.path, tag.reason))
     sets = calibration_sets(frames)
     statics = statics_from(frames, cfg.get_path("global.static_calib_path") or None)
-    planner = CalibrationPlanner(plan, sets, statics, cfg.recipe_parameters, ifus)
+    planner = CalibrationPlanner(plan, sets, statics, cfg.recipe_parameters, ifus,
+                                 with_dark=bool(cfg.get_path("calibration.dark")))
     science = [f for f in frames if classify(f).tag in {"OBJECT", "SKY"}]
     if not science:
         plan.report.append("no science frames: planning every calibration template in the pool")

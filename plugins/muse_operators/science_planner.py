@@ -59,6 +59,9 @@ class SciencePlanner:
             return None
         inputs = [SofInput("MASTER_BIAS", step=bias[ifu]), SofInput("MASTER_FLAT", step=flat[ifu]),
                   SofInput("TRACE_TABLE", step=flat[ifu]), SofInput("WAVECAL_TABLE", step=wavecal[ifu])]
+        if self.cal.with_dark and c.get("DARK") and c["DARK"].chosen:
+            darks = self.cal.dark(c["DARK"].chosen)
+            inputs += [SofInput("MASTER_DARK", step=darks[ifu])] if ifu in darks else []
         if c.get("SKYFLAT") and c["SKYFLAT"].chosen:
             twilight = self.cal.twilight(c["SKYFLAT"].chosen)
             if twilight:
@@ -78,7 +81,7 @@ class SciencePlanner:
             return self.scibasic[frame.path]
         steps: dict[int, str] = {}
         illum = [SofInput("ILLUM", path=p) for p in assoc.choices["ILLUM"].paths]
-        geometry = self.cal._static("GEOMETRY_TABLE", True, f"{label}")
+        geometry = self.cal._static("GEOMETRY_TABLE", True, f"{label}", frame.ins_mode)
         for ifu in sorted(i for i in frame.ifus if self.cal.ifus is None or i in self.cal.ifus):
             calib = self.calibration_inputs(assoc, ifu)
             if calib is None:
@@ -145,7 +148,8 @@ class SciencePlanner:
             return None
         inputs = [SofInput("PIXTABLE_OBJECT", step=s) for s in pixtables.values()]
         inputs += self.cal._static("EXTINCT_TABLE", True, "scipost") + response
-        inputs += self.cal._static("FILTER_LIST", False, "scipost") + self.cal._static("ASTROMETRY_WCS", False, "scipost")
+        inputs += self.cal._static("FILTER_LIST", False, "scipost")
+        inputs += self.cal._static("ASTROMETRY_WCS", False, "scipost", exposure.frame.ins_mode)
         inputs += self.lsf_inputs(assoc, sorted(pixtables))
         extra: dict[str, Any] = {}
         if self.cfg.get_path("sci_post.subtract_sky") and sky_source is not None:
