@@ -205,8 +205,13 @@ def statics_from(frames: Iterable[RawFrame], static_dir: str | None = None) -> d
 
 
 def plan_reduction(raw_dir: str | Path, output_dir: str | Path, config: Any = None,
-                   ifus: Sequence[int] | None = None, frames: Sequence[RawFrame] | None = None) -> ReductionPlan:
-    """Scan ``raw_dir`` (or take ``frames``), and plan every step the pool and the config call for."""
+                   ifus: Sequence[int] | None = None, frames: Sequence[RawFrame] | None = None,
+                   index_path: str | Path | None = None) -> ReductionPlan:
+    """Scan ``raw_dir`` (or take ``frames``), and plan every step the pool and the config call for.
+
+    With ``index_path`` the headers come from the on-disk header index (only new or changed files are
+    read), which makes re-planning an unchanged archive cost a fraction of a second.
+    """
     from .associate.rules import calibration_sets
     from .classify import classify
     from .config import load_config
@@ -216,7 +221,13 @@ def plan_reduction(raw_dir: str | Path, output_dir: str | Path, config: Any = No
     raw = Path(raw_dir).absolute()
     plan = ReductionPlan(str(raw), str(Path(output_dir).absolute()))
     if frames is None:
-        result = scan(raw, with_ifus=True)
+        if index_path:
+            from .header_index import HeaderIndex
+
+            with HeaderIndex(index_path) as index:
+                result = index.scan(raw, with_ifus=True)
+        else:
+            result = scan(raw, with_ifus=True)
         frames, plan.unreadable = result.frames, result.unreadable
     for frame in frames:
         tag = classify(frame)

@@ -18,6 +18,7 @@ This replaces MUSEreduce's ±1-day windows over everything and "last file in glo
 """
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -71,15 +72,15 @@ class CalibrationSet:
 
     tag: str
     frames: tuple[RawFrame, ...]
+    mjd: float = field(init=False, compare=False)  # mean MJD-OBS, computed once (compared millions of times)
+
+    def __post_init__(self) -> None:
+        values = [f.mjd_obs for f in self.frames if f.mjd_obs is not None]
+        object.__setattr__(self, "mjd", sum(values) / len(values) if values else float("nan"))
 
     @property
     def key(self) -> str:
         return str(self.frames[0].tpl_start or self.frames[0].date_obs or self.frames[0].path)
-
-    @property
-    def mjd(self) -> float:
-        values = [f.mjd_obs for f in self.frames if f.mjd_obs is not None]
-        return sum(values) / len(values) if values else float("nan")
 
     @property
     def ins_mode(self) -> str | None:
@@ -153,14 +154,39 @@ def calibration_sets(frames: Iterable[RawFrame]) -> dict[str, list[CalibrationSe
     for (tag, _), members in sorted(groups.items()):
         members.sort(key=lambda f: (f.mjd_obs or 0.0, f.path))
         sets[tag].append(CalibrationSet(tag, tuple(members)))
+    for members in sets.values():
+        members.sort(key=lambda c: (c.mjd, c.key))  # by time: choose() bisects
     return dict(sets)
+
+
+MAX_REJECTED_NOTES = 8  # a choice explains itself with its nearest rivals, not with the whole archive
+
+
+def _in_reach(exposure: RawFrame, rule: Rule, candidates: Sequence[CalibrationSet]) -> Sequence[CalibrationSet]:
+    """Candidates that could be chosen at all: within the fallback (or OCA) window, found by bisection.
+
+    ``candidates`` from :func:`calibration_sets` are sorted by MJD, so an archive of thousands of
+    templates costs a binary search per exposure, not a scan.
+    """
+    limit = rule.fallback_days  # None: a fallback at any distance is allowed, so every candidate counts
+    mjd = exposure.mjd_obs
+    if limit is None or mjd is None or any(a.mjd > b.mjd for a, b in zip(candidates, candidates[1:])):
+        return candidates
+    times = [c.mjd for c in candidates]
+    return candidates[bisect.bisect_left(times, mjd - limit): bisect.bisect_right(times, mjd + limit)]
 
 
 def choose(exposure: RawFrame, rule: Rule, candidates: Sequence[CalibrationSet]) -> Choice:
     """Apply one rule: filter by readout and mode, then the nearest in time inside the window."""
     rejected: list[str] = []
     usable: list[CalibrationSet] = []
-    for cand in candidates:
+    reachable = _in_reach(exposure, rule, candidates)
+    if not reachable and candidates:
+        mjd = exposure.mjd_obs or 0.0
+        nearest = min(candidates, key=lambda c: abs(c.mjd - mjd))
+        return Choice(rule.tag, MISSING, f"nearest {rule.tag} ({nearest.key}) is {abs(nearest.mjd - mjd):.1f} d away, "
+                      f"beyond ±{rule.fallback_days:g} d")
+    for cand in reachable:
         if exposure.read_curname and cand.read_curname and cand.read_curname != exposure.read_curname:
             rejected.append(f"{cand.key}: DET.READ.CURNAME {cand.read_curname} != {exposure.read_curname}")
         elif rule.same_mode and cand.ins_mode != exposure.ins_mode:
@@ -177,7 +203,8 @@ def choose(exposure: RawFrame, rule: Rule, candidates: Sequence[CalibrationSet])
     usable.sort(key=lambda c: (abs(c.mjd - mjd), c.key))
     best = usable[0]
     delta = abs(best.mjd - mjd)
-    rejected += [f"{c.key}: further in time ({abs(c.mjd - mjd):.2f} d)" for c in usable[1:]]
+    rejected += [f"{c.key}: further in time ({abs(c.mjd - mjd):.2f} d)" for c in usable[1:MAX_REJECTED_NOTES]]
+    rejected = rejected[:MAX_REJECTED_NOTES * 2]
     matched = "INS.MODE, readout" if rule.same_mode else "readout"
     if rule.window_days is None or delta <= rule.window_days:
         window = "no time limit" if rule.window_days is None else f"within ±{rule.window_days:g} d"
