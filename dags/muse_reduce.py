@@ -5,7 +5,10 @@ Nothing is read at parse time: the plan is made inside the ``plan`` task (writte
 mapping, one task instance per recipe call (per calibration set and IFU). Between stages a small
 ``<stage>_inputs`` task resolves each step's product inputs from the earlier tasks' XComs; a step whose
 upstream failed is not run, so a failure stops only what depends on it.
-Current stages: the calibration chain bias -> dark -> flat -> wavecal -> lsf -> twilight.
+Stages (muse_operators.plan.STAGES): bias -> dark -> flat -> wavecal -> lsf -> twilight -> scibasic ->
+standard -> create_sky -> scipost -> exp_align -> exp_combine; a stage with nothing to do is skipped.
+Headers are read through the cached header index ($MUSE_HEADER_INDEX, default
+$AIRFLOW_HOME/muse_header_index.sqlite), so re-planning an unchanged archive costs well under a second.
 """
 from __future__ import annotations
 
@@ -14,8 +17,7 @@ from airflow.sdk import DAG, Param, task
 from airflow.sdk import TriggerRule
 
 from muse_operators.operators.esorex import EsorexOperator
-
-CALIBRATION_STAGES = ("bias", "dark", "flat", "wavecal", "lsf", "twilight")
+from muse_operators.plan import STAGES
 
 with DAG(
     dag_id="muse_reduce",
@@ -37,13 +39,16 @@ with DAG(
     @task
     def plan(params: dict | None = None) -> str:
         """Scan the raw directory, print the plan, write it to <output_dir>/plan.json; return that path."""
+        import os
         from pathlib import Path
 
         from muse_operators.planner import plan_reduction
 
         assert params is not None
+        index = os.environ.get("MUSE_HEADER_INDEX") or str(
+            Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "muse_header_index.sqlite")
         reduction = plan_reduction(params["raw_dir"], params["output_dir"], params.get("config") or None,
-                                   params.get("ifus"))
+                                   params.get("ifus"), index_path=index)
         print("\n".join(reduction.describe()))
         if reduction.errors:
             raise ValueError("the plan has errors:\n" + "\n".join(reduction.errors))
@@ -68,6 +73,13 @@ with DAG(
             print(line)
         if blocked and not runnable:
             raise RuntimeError(f"no {stage} step can run: " + "; ".join(blocked))
+        from airflow.sdk import conf
+
+        limit = conf.getint("core", "max_map_length", fallback=1024)
+        if len(runnable) > limit:
+            raise RuntimeError(f"stage {stage} has {len(runnable)} recipe calls, more than Airflow's "
+                               f"[core] max_map_length = {limit}: reduce fewer exposures or IFUs per run "
+                               "(ifus / global.exp_list) or raise AIRFLOW__CORE__MAX_MAP_LENGTH")
         return runnable
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
@@ -77,7 +89,7 @@ with DAG(
 
     plan_path = plan()
     earlier: list = []
-    for stage in CALIBRATION_STAGES:
+    for stage in STAGES:
         kwargs = stage_inputs.override(task_id=f"{stage}_inputs")(plan_path, stage, *earlier)
         runs = EsorexOperator.partial(task_id=stage).expand_kwargs(kwargs)
         earlier.append(collect.override(task_id=f"{stage}_products")(runs.output))

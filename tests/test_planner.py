@@ -132,3 +132,19 @@ def test_dark_and_mode_specific_statics(night, tmp_path):
     wfm = plan.step("scibasic.NGC1_a.100000-300000_0600_000_00.01")
     assert {i.path for i in wfm.inputs if i.tag == "GEOMETRY_TABLE"} == {"/raw/static_geometry_table.fits"}
     assert "MASTER_DARK" in {i.tag for i in wfm.inputs}
+
+
+def test_stage_inputs_resolve_from_outputs_and_block_what_depends_on_a_failure(night, tmp_path):
+    from muse_operators.plan import stage_steps
+
+    plan = plan_reduction(tmp_path / "raw", tmp_path / "out", OWN_CALIBRATIONS, frames=night)
+    bias = {s.ifu: s for s in plan.by_stage("bias")}
+    # IFU 1's bias finished, IFU 2's failed (no XCom); outputs arrive in any order
+    outputs = [None, {"MASTER_BIAS": [f"{bias[1].output_dir}/MASTER_BIAS-01.fits"]}]
+    runnable, blocked = stage_steps(plan, "flat", outputs)
+    assert [k["parameters"]["nifu"] for k in runnable] == [1]
+    assert runnable[0]["sof"][-1] == [f"{bias[1].output_dir}/MASTER_BIAS-01.fits", "MASTER_BIAS"]
+    assert [k["sof"][0][1] for k in runnable] == ["FLAT"]
+    assert blocked == ["flat.flat.02: not run, bias.bias.02 did not finish"]
+    runnable, blocked = stage_steps(plan, "bias", [])
+    assert len(runnable) == 2 and blocked == []

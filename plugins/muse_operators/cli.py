@@ -65,7 +65,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from .planner import plan_reduction
 
-    plan = plan_reduction(args.rawdir, args.outdir, args.config, args.ifus)
+    plan = plan_reduction(args.rawdir, args.outdir, args.config, args.ifus, index_path=args.index)
     if args.json:
         print(plan.to_json())
         return 0
@@ -147,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("outdir")
     plan.add_argument("--ifus", type=_ifu_list, default=None)
     plan.add_argument("--config", help="a MUSEreduce-style JSON config (default: config/defaults.json)")
+    plan.add_argument("--index", help="header index (SQLite) to read headers through; made if missing")
     plan.add_argument("--json", action="store_true")
     plan.set_defaults(func=cmd_plan)
 

@@ -188,6 +188,15 @@ class SciencePlanner:
                       list(spec("muse_exp_combine").products), self._params("muse_exp_combine"))
 
 
+def nearest_in_time(items: Sequence[Exposure], times: Sequence[float], mjd: float) -> Exposure:
+    """The item nearest to ``mjd`` of a time-sorted sequence (binary search, ties to the earlier)."""
+    import bisect
+
+    at = bisect.bisect_left(times, mjd)
+    around = [i for i in (at - 1, at) if 0 <= i < len(items)]
+    return items[min(around, key=lambda i: (abs(times[i] - mjd), i))]
+
+
 def plan_science(plan: ReductionPlan, cal: CalibrationPlanner, frames: Sequence[RawFrame], cfg: Any) -> None:
     """Add the science steps (and the calibrations they need) of every selected exposure to ``plan``."""
     sp = SciencePlanner(plan, cal, cfg)
@@ -199,7 +208,8 @@ def plan_science(plan: ReductionPlan, cal: CalibrationPlanner, frames: Sequence[
         plan.errors.append("global.using_ESO_Calibration is true but the pool has no ESO master calibrations "
                            "(ESO PRO CATG = MASTER_*); set it to false to reduce the raw calibrations")
         return
-    skies = [e for e in selection.exposures if e.tag == "SKY"]
+    skies = sorted((e for e in selection.exposures if e.tag == "SKY"), key=lambda e: e.frame.mjd_obs or 0.0)
+    sky_times = [e.frame.mjd_obs or 0.0 for e in skies]
     scipost: dict[str, str] = {}
     for exposure in selection.exposures:
         if exposure.tag != "OBJECT":
@@ -214,7 +224,7 @@ def plan_science(plan: ReductionPlan, cal: CalibrationPlanner, frames: Sequence[
             continue
         source: Exposure | None = exposure
         if cfg.get_path("sky.sky_field") == "auto" and skies:
-            source = min(skies, key=lambda s: abs((s.frame.mjd_obs or 0) - (exposure.frame.mjd_obs or 0)))
+            source = nearest_in_time(skies, sky_times, exposure.frame.mjd_obs or 0.0)
         if cfg.get_path("sci_post.execute"):
             name = sp.scipost_step(exposure, assoc, source)
             if name:

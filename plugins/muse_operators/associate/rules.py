@@ -48,7 +48,8 @@ RAW_RULES: dict[str, Rule] = {
     "FLAT": Rule("FLAT", True, 3.0, True, fallback_days=30.0, min_frames=3),
     "ARC": Rule("ARC", True, 3.0, True, fallback_days=30.0),
     "SKYFLAT": Rule("SKYFLAT", True, 30.0, False, fallback_days=90.0, min_frames=3),
-    "STD": Rule("STD", True, 1.0, False, fallback_days=None),
+    # A standard from another night is a fallback up to 60 d; beyond, ESO's master STD_RESPONSE is the tool.
+    "STD": Rule("STD", True, 1.0, False, fallback_days=60.0),
 }
 
 # ESO master calibrations (using_ESO_calibration), by PRO.CATG, from the OCA's science/sky/standard rules.
@@ -223,7 +224,8 @@ def choose_illum(exposure: RawFrame, candidates: Sequence[CalibrationSet], illum
                  window_days: float = 1.0) -> Choice:
     """The ILLUM flat: same readout, within ±1 d; prefer ±``illum_hours``, then the closest INS.TEMP7."""
     mjd = exposure.mjd_obs or 0.0
-    same_readout = [c for c in candidates if not exposure.read_curname or c.read_curname in (None, exposure.read_curname)]
+    reach = _in_reach(exposure, Rule("ILLUM", False, window_days, False, fallback_days=window_days), candidates)
+    same_readout = [c for c in reach if not exposure.read_curname or c.read_curname in (None, exposure.read_curname)]
     in_window = [c for c in same_readout if abs(c.mjd - mjd) <= window_days]
     if not in_window:
         return Choice("ILLUM", MISSING, f"no ILLUM within ±{window_days:g} d (optional; slice illumination "
