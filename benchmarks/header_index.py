@@ -72,13 +72,22 @@ def extra_cards(rng: np.random.Generator, count: int) -> str:
 def write_file(args: tuple[Path, int, int, int]) -> None:
     """One header-only raw file: PrimaryHDU(primary_header(spec)) cards plus the extra cards, then END."""
     raw_dir, index, total, cards = args
-    rng = np.random.default_rng(index)
+    # Frames come in templates of three, as at the telescope: a calibration template shares TPL START,
+    # a science template is one OB (own OBS NAME/ID) of three exposures at one pointing.
+    first = index - index % 3
+    group = np.random.default_rng(first)
     weights = np.array([m[3] for m in MIX])
-    catg, dpr_type, exptime, _ = MIX[rng.choice(len(MIX), p=weights / weights.sum())]
-    night = 60000 + (index * 365) // total
-    spec = FrameSpec(catg, dpr_type, night + 0.5 + (index % 300) * 67.0 / 86400,  # unique archive names
-                     exptime=exptime, tpl_nexp=3, tpl_expno=index % 3 + 1, ra=float(rng.uniform(0, 360)),
-                     dec=float(rng.uniform(-90, 30)), obs_id=int(rng.integers(10**8, 10**9)))
+    catg, dpr_type, exptime, _ = MIX[group.choice(len(MIX), p=weights / weights.sum())]
+    ra, dec, obs_id = float(group.uniform(0, 360)), float(group.uniform(-90, 30)), int(group.integers(10**8, 10**9))
+
+    def mjd_of(i: int) -> float:
+        return 60000 + (i * 365) // total + 0.5 + (i % 300) * 67.0 / 86400  # unique archive names
+
+    rng = np.random.default_rng(index)
+    tpl_start = FrameSpec(catg, dpr_type, mjd_of(first)).date_obs[:19]
+    spec = FrameSpec(catg, dpr_type, mjd_of(index), exptime=exptime, tpl_start=tpl_start, tpl_nexp=3,
+                     tpl_expno=index % 3 + 1, ra=ra, dec=dec, obs_id=obs_id,
+                     obs_name=f"OB_{obs_id}" if catg == "SCIENCE" else "Calibration")
     header = fits.PrimaryHDU(header=primary_header(spec)).header
     text = header.tostring(endcard=False, padding=False)
     text += extra_cards(rng, max(0, cards - len(header) - 1)) + "END".ljust(80)

@@ -26,7 +26,7 @@ def pool() -> list[RawFrame]:
     frames += template("bias_n1_", "BIAS", NIGHT + 0.3)            # same day
     frames += template("bias_n0_", "BIAS", NIGHT - 2.7)            # 3 days earlier: further
     frames += template("flat_noao_", "FLAT,LAMP", NIGHT + 0.31)
-    frames += template("flat_ao_", "FLAT,LAMP", NIGHT + 0.30, mode="WFM-AO-N")  # other mode, nearer
+    frames += template("flat_ao_", "FLAT,LAMP", NIGHT + 0.32, mode="WFM-AO-N")  # other mode, nearer in time
     frames += template("arc_", "WAVE", NIGHT + 0.32, n=9)
     frames += template("twi_", "FLAT,SKY", NIGHT - 10.0)           # 10 days earlier, inside ±30 d
     frames.append(frame("illum_early", "FLAT,LAMP,ILLUM", NIGHT + 0.60, nexp=1, temp=11.0))

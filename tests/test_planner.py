@@ -148,3 +148,12 @@ def test_stage_inputs_resolve_from_outputs_and_block_what_depends_on_a_failure(n
     assert blocked == ["flat.flat.02: not run, bias.bias.02 did not finish"]
     runnable, blocked = stage_steps(plan, "bias", [])
     assert len(runnable) == 2 and blocked == []
+
+
+def test_exposures_without_ifu_data_make_no_steps(night, tmp_path):
+    for frame in night:
+        if frame.path.endswith("sci4.fits"):
+            frame.ifus = []
+    plan = plan_reduction(tmp_path / "raw", tmp_path / "out", OWN_CALIBRATIONS, frames=night)
+    assert "scipost.NGC1_b.100000-300000_0900_000_00" not in {s.name for s in plan.steps}
+    assert any("no IFU with data in /raw/sci4.fits" in e for e in plan.errors)

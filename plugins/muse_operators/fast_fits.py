@@ -13,34 +13,71 @@ import re
 from typing import BinaryIO
 
 BLOCK = 2880
-_CARD = re.compile(rb"^(HIERARCH ESO DET CHIP LIVE|[A-Z0-9_-]{1,8}) *= *('(?:[^']|'')*'|[^/]*)")
-_WANTED = {b"BITPIX", b"NAXIS", b"PCOUNT", b"GCOUNT", b"EXTNAME", b"ZIMAGE", b"ZNAXIS", b"HIERARCH ESO DET CHIP LIVE"}
+_VALUE = re.compile(rb" *= *('(?:[^']|'')*'|[^/]*)")
 
 
-def _header(stream: BinaryIO) -> dict[bytes, bytes] | None:
-    """The wanted cards of the HDU header at the stream position (None at end of file)."""
-    cards: dict[bytes, bytes] = {}
+def _header(stream: BinaryIO) -> bytes | None:
+    """The HDU header at the stream position, up to and including its END block (None at end of file).
+
+    Only each block is searched for ``END`` at a card boundary; cards are not parsed one by one.
+    """
+    blocks: list[bytes] = []
     while True:
         block = stream.read(BLOCK)
         if not block:
-            return None if not cards else _fail("file ends inside a header")
+            if blocks:
+                raise ValueError("file ends inside a header")
+            return None
         if len(block) < BLOCK:
-            _fail("truncated header block")
-        for start in range(0, BLOCK, 80):
-            card = block[start:start + 80]
-            if card.startswith(b"END") and card[3:].strip() == b"":
-                return cards
-            match = _CARD.match(card)
+            raise ValueError("truncated header block")
+        blocks.append(block)
+        pos = block.find(b"END")
+        while pos >= 0:
+            if pos % 80 == 0 and not block[pos + 3:pos + 80].strip():
+                return b"".join(blocks)
+            pos = block.find(b"END", pos + 1)
+
+
+def _value(header: bytes, key: bytes) -> bytes | None:
+    """The raw value of the first card named ``key`` (at an 80-byte card boundary), or None."""
+    literal = key if key.startswith(b"HIERARCH") else key.ljust(8)
+    pos = header.find(literal)
+    while pos >= 0:
+        if pos % 80 == 0:
+            match = _VALUE.match(header, pos + len(literal), pos + 80)
             if match:
-                key = match.group(1)
-                if key in _WANTED or (key.startswith(b"NAXIS") and key[5:].isdigit()):
-                    cards[key] = match.group(2).strip()
-        if not cards:
-            cards[b"_"] = b""  # a header without wanted cards still is a header
+                return match.group(1).strip()
+        pos = header.find(literal, pos + 1)
+    return None
 
 
-def _fail(message: str) -> dict[bytes, bytes]:
-    raise ValueError(message)
+def _positional(header: bytes, index: int, key: bytes) -> bytes:
+    """The value of mandatory card number ``index`` (0-based), which the FITS standard fixes as ``key``."""
+    card = header[index * 80:(index + 1) * 80]
+    if not card.startswith(key.ljust(8)):
+        raise ValueError(f"card {index + 1} is not {key.decode()}")
+    match = _VALUE.match(card, 8)
+    if match is None:
+        raise ValueError(f"unreadable {key.decode()} card")
+    return match.group(1).strip()
+
+
+def _cards(header: bytes, primary: bool) -> dict[bytes, bytes]:
+    """The cards this module needs, by keyword: the mandatory ones by their fixed position (no search
+    through a primary header of thousands of cards), the optional ones looked up in extensions only."""
+    cards = {b"BITPIX": _positional(header, 1, b"BITPIX"), b"NAXIS": _positional(header, 2, b"NAXIS")}
+    naxis = int(cards[b"NAXIS"])
+    for axis in range(1, naxis + 1):
+        cards[b"NAXIS%d" % axis] = _positional(header, 2 + axis, b"NAXIS%d" % axis)
+    if primary:
+        return cards
+    cards[b"PCOUNT"] = _positional(header, 3 + naxis, b"PCOUNT")
+    cards[b"GCOUNT"] = _positional(header, 4 + naxis, b"GCOUNT")
+    for key in (b"EXTNAME", b"ZIMAGE", b"ZNAXIS", b"HIERARCH ESO DET CHIP LIVE"):
+        value = _value(header, key)
+        if value is not None:
+            cards[key] = value
+    return cards
 
 
 def _data_bytes(cards: dict[bytes, bytes]) -> int:
@@ -59,9 +96,10 @@ def live_ifus(path: str) -> list[int]:
         offset = 0
         while True:
             stream.seek(offset)
-            cards = _header(stream)
-            if cards is None:
+            header = _header(stream)
+            if header is None:
                 return ifus
+            cards = _cards(header, primary=offset == 0)
             offset = stream.tell() + math.ceil(_data_bytes(cards) / BLOCK) * BLOCK
             name = cards.get(b"EXTNAME", b"").strip(b"'").strip()
             if not (name.startswith(b"CHAN") and name[4:].isdigit()):

@@ -21,6 +21,8 @@ Decisions (``describe()`` prints each one per OB, exposure and pointing):
 """
 from __future__ import annotations
 
+from functools import cached_property
+
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -113,9 +115,14 @@ class Selection:
     exposures: tuple[Exposure, ...]
     dropped: tuple[tuple[Exposure, str], ...] = ()
 
+    @cached_property
+    def kept_names(self) -> frozenset[str]:
+        """Qualified names of the kept exposures (computed once: restrict() is called per OB)."""
+        return frozenset(e.qualified_name for e in self.exposures)
+
     def restrict(self, pointings: Iterable[Pointing]) -> list[Pointing]:
         """The pointings with only the kept exposures; pointings left empty are left out."""
-        kept = {e.qualified_name for e in self.exposures}
+        kept = self.kept_names
         restricted = (Pointing(p.name, tuple(m for m in p.members if m[0].qualified_name in kept)) for p in pointings)
         return [p for p in restricted if p.members]
 
@@ -157,11 +164,18 @@ def _ob_names(first: dict[str, RawFrame]) -> dict[str, tuple[str, str]]:
             base[key] = (safe, "named after OBS NAME" + ("" if safe == f.obs_name else " (made folder-safe)"))
         else:
             base[key] = (str(f.obs_id) if f.obs_id is not None else "unknown_OB", "no usable OBS NAME")
+    by_name: dict[str, list[str]] = defaultdict(list)
+    for key, (name, _) in base.items():
+        by_name[name].append(key)
+    ids_by_name = {name: sorted(str(first[k].obs_id) for k in keys) for name, keys in by_name.items()}
     names = {}
     for key, (name, why) in base.items():
-        others = sorted(str(first[k].obs_id) for k, (n, _) in base.items() if n == name and k != key)
-        if others and first[key].obs_id is not None:
-            name, why = f"{name}_{first[key].obs_id}", f"{why}, OBS ID appended (OBS ID {', '.join(others)} too)"
+        own = str(first[key].obs_id)
+        shared = ids_by_name[name]
+        if len(shared) > 1 and first[key].obs_id is not None:
+            others = [i for i in shared[:6] if i != own][:5]  # linear even when thousands share a name
+            more = f" and {len(shared) - 1 - len(others)} more" if len(shared) - 1 > len(others) else ""
+            name, why = f"{name}_{own}", f"{why}, OBS ID appended (OBS ID {', '.join(others)}{more} too)"
         names[key] = (name, why)
     clashes = sorted(n for n, c in Counter(n for n, _ in names.values()).items() if c > 1)
     if clashes:

@@ -100,6 +100,10 @@ class SciencePlanner:
         label = Path(std.path).name.split(".fits")[0]
         out = self.reduced / "std" / label
         pixtables = self.scibasic_steps(std, "STD", assoc, out, f"std.{label}")
+        if not pixtables:
+            self.plan.errors.append(f"standard {label}: no IFU with data (or no calibration chain) to reduce")
+            self.std_steps[std.path] = None  # type: ignore[assignment]
+            return None
         inputs = [SofInput("PIXTABLE_STD", step=s) for s in pixtables.values()]
         inputs += self.cal._static("EXTINCT_TABLE", True, f"standard {label}")
         inputs += self.cal._static("STD_FLUX_TABLE", True, f"standard {label}")
@@ -123,6 +127,9 @@ class SciencePlanner:
             return self.sky_steps[source.frame.path]
         pixtables = self.scibasic_steps(source.frame, source.tag, assoc, out, f"{source.ob}.{source.name}")
         response = self.response_inputs(assoc)
+        if not pixtables:
+            self.plan.errors.append(f"{source.qualified_name}: no IFU with data to make a sky model from")
+            return None
         if response is None:
             self.plan.errors.append(f"{source.name}: muse_create_sky needs STD_RESPONSE: no standard star")
             return None
@@ -141,6 +148,10 @@ class SciencePlanner:
     def scipost_step(self, exposure: Exposure, assoc: Association, sky_source: Exposure | None) -> str | None:
         out = self.reduced / exposure.ob / exposure.name
         pixtables = self.scibasic_steps(exposure.frame, "OBJECT", assoc, out, f"{exposure.ob}.{exposure.name}")
+        if not pixtables:
+            self.plan.errors.append(f"{exposure.qualified_name}: no IFU with data in {exposure.frame.path} "
+                                    f"(all CHANnn extensions dead or outside the requested IFUs)")
+            return None
         response = self.response_inputs(assoc)
         if response is None:
             self.plan.errors.append(f"{exposure.qualified_name}: muse_scipost needs STD_RESPONSE: no standard "

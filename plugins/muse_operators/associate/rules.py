@@ -155,76 +155,95 @@ def calibration_sets(frames: Iterable[RawFrame]) -> dict[str, list[CalibrationSe
     for (tag, _), members in sorted(groups.items()):
         members.sort(key=lambda f: (f.mjd_obs or 0.0, f.path))
         sets[tag].append(CalibrationSet(tag, tuple(members)))
-    for members in sets.values():
-        members.sort(key=lambda c: (c.mjd, c.key))  # by time: choose() bisects
-    return dict(sets)
+    return {tag: TimeSorted(members) for tag, members in sets.items()}  # by time: choose() bisects
 
 
 MAX_REJECTED_NOTES = 8  # a choice explains itself with its nearest rivals, not with the whole archive
 
 
-def _in_reach(exposure: RawFrame, rule: Rule, candidates: Sequence[CalibrationSet]) -> Sequence[CalibrationSet]:
-    """Candidates that could be chosen at all: within the fallback (or OCA) window, found by bisection.
+class TimeSorted(list):
+    """Calibration sets sorted by mean MJD, with their times kept for binary search."""
 
-    ``candidates`` from :func:`calibration_sets` are sorted by MJD, so an archive of thousands of
-    templates costs a binary search per exposure, not a scan.
-    """
-    limit = rule.fallback_days  # None: a fallback at any distance is allowed, so every candidate counts
-    mjd = exposure.mjd_obs
-    if limit is None or mjd is None or any(a.mjd > b.mjd for a, b in zip(candidates, candidates[1:])):
-        return candidates
-    times = [c.mjd for c in candidates]
-    return candidates[bisect.bisect_left(times, mjd - limit): bisect.bisect_right(times, mjd + limit)]
+    def __init__(self, sets: Iterable[CalibrationSet] = ()) -> None:
+        super().__init__(sorted(sets, key=lambda c: (c.mjd, c.key)))
+        self.times = [c.mjd for c in self]
+
+
+def _time_sorted(candidates: Sequence[CalibrationSet]) -> TimeSorted:
+    return candidates if isinstance(candidates, TimeSorted) else TimeSorted(candidates)
+
+
+def _nearest_first(candidates: TimeSorted, mjd: float, limit: float | None) -> Iterable[CalibrationSet]:
+    """Candidates within ±``limit`` days of ``mjd`` (all if None), nearest first: a two-pointer walk out
+    from the bisection point, so choosing among thousands of templates stops at the first usable one."""
+    right = bisect.bisect_left(candidates.times, mjd)
+    left = right - 1
+    while left >= 0 or right < len(candidates):
+        take_left = right >= len(candidates) or (left >= 0 and mjd - candidates.times[left] <= candidates.times[right] - mjd)
+        index = left if take_left else right
+        if limit is not None and abs(candidates.times[index] - mjd) > limit:
+            if take_left:
+                left = -1
+            else:
+                right = len(candidates)
+            continue
+        yield candidates[index]
+        if take_left:
+            left -= 1
+        else:
+            right += 1
+
+
+def _mismatch(exposure: RawFrame, rule: Rule, cand: CalibrationSet) -> str | None:
+    """Why ``cand`` cannot serve ``exposure`` under ``rule`` (None if it can)."""
+    if exposure.read_curname and cand.read_curname and cand.read_curname != exposure.read_curname:
+        return f"{cand.key}: DET.READ.CURNAME {cand.read_curname} != {exposure.read_curname}"
+    if rule.same_mode and cand.ins_mode != exposure.ins_mode:
+        return f"{cand.key}: INS.MODE {cand.ins_mode} != {exposure.ins_mode}"
+    if len(cand.frames) < rule.min_frames:
+        return f"{cand.key}: {len(cand.frames)} frames, the recipe needs >= {rule.min_frames}"
+    return None
 
 
 def choose(exposure: RawFrame, rule: Rule, candidates: Sequence[CalibrationSet]) -> Choice:
-    """Apply one rule: filter by readout and mode, then the nearest in time inside the window."""
+    """Apply one rule: the nearest candidate in time whose readout and mode match (and that is big enough),
+    rated by the OCA window; the nearer candidates that did not match are kept as the reasons why."""
+    ordered = _time_sorted(candidates)
+    mjd = exposure.mjd_obs or 0.0
     rejected: list[str] = []
-    usable: list[CalibrationSet] = []
-    reachable = _in_reach(exposure, rule, candidates)
-    if not reachable and candidates:
-        mjd = exposure.mjd_obs or 0.0
-        nearest = min(candidates, key=lambda c: abs(c.mjd - mjd))
-        return Choice(rule.tag, MISSING, f"nearest {rule.tag} ({nearest.key}) is {abs(nearest.mjd - mjd):.1f} d away, "
-                      f"beyond ±{rule.fallback_days:g} d")
-    for cand in reachable:
-        if exposure.read_curname and cand.read_curname and cand.read_curname != exposure.read_curname:
-            rejected.append(f"{cand.key}: DET.READ.CURNAME {cand.read_curname} != {exposure.read_curname}")
-        elif rule.same_mode and cand.ins_mode != exposure.ins_mode:
-            rejected.append(f"{cand.key}: INS.MODE {cand.ins_mode} != {exposure.ins_mode}")
-        elif len(cand.frames) < rule.min_frames:
-            rejected.append(f"{cand.key}: {len(cand.frames)} frames, the recipe needs >= {rule.min_frames}")
-        else:
-            usable.append(cand)
-    if not usable:
+    best = None
+    for cand in _nearest_first(ordered, mjd, rule.fallback_days):
+        reason = _mismatch(exposure, rule, cand)
+        if reason is None:
+            best = cand
+            break
+        if len(rejected) < MAX_REJECTED_NOTES:
+            rejected.append(reason)
+    if best is None:
+        in_reach = bool(rejected) or not ordered
+        if not in_reach:
+            nearest = next(_nearest_first(ordered, mjd, None))
+            return Choice(rule.tag, MISSING, f"nearest {rule.tag} ({nearest.key}) is {abs(nearest.mjd - mjd):.1f} d "
+                          f"away, beyond ±{rule.fallback_days:g} d")
         what = "required" if rule.required else "optional"
         reason = f"no {rule.tag} with matching {'INS.MODE and ' if rule.same_mode else ''}readout ({what})"
         return Choice(rule.tag, MISSING, reason, None, tuple(rejected))
-    mjd = exposure.mjd_obs or 0.0
-    usable.sort(key=lambda c: (abs(c.mjd - mjd), c.key))
-    best = usable[0]
     delta = abs(best.mjd - mjd)
-    rejected += [f"{c.key}: further in time ({abs(c.mjd - mjd):.2f} d)" for c in usable[1:MAX_REJECTED_NOTES]]
-    rejected = rejected[:MAX_REJECTED_NOTES * 2]
     matched = "INS.MODE, readout" if rule.same_mode else "readout"
     if rule.window_days is None or delta <= rule.window_days:
         window = "no time limit" if rule.window_days is None else f"within ±{rule.window_days:g} d"
         return Choice(rule.tag, GOOD, f"{best.key}: nearest {matched} match, Δt {delta:.2f} d ({window})", best,
                       tuple(rejected))
-    if rule.fallback_days is None or delta <= rule.fallback_days:
-        return Choice(rule.tag, FALLBACK,
-                      f"{best.key}: nearest {matched} match is {delta:.2f} d away, outside the OCA window "
-                      f"of ±{rule.window_days:g} d", best, tuple(rejected))
-    return Choice(rule.tag, MISSING,
-                  f"nearest {rule.tag} ({best.key}) is {delta:.1f} d away, beyond ±{rule.fallback_days:g} d",
-                  None, tuple(rejected))
+    return Choice(rule.tag, FALLBACK,
+                  f"{best.key}: nearest {matched} match is {delta:.2f} d away, outside the OCA window "
+                  f"of ±{rule.window_days:g} d", best, tuple(rejected))
 
 
 def choose_illum(exposure: RawFrame, candidates: Sequence[CalibrationSet], illum_hours: float = 2.0,
                  window_days: float = 1.0) -> Choice:
     """The ILLUM flat: same readout, within ±1 d; prefer ±``illum_hours``, then the closest INS.TEMP7."""
     mjd = exposure.mjd_obs or 0.0
-    reach = _in_reach(exposure, Rule("ILLUM", False, window_days, False, fallback_days=window_days), candidates)
+    reach = list(_nearest_first(_time_sorted(candidates), mjd, window_days))
     same_readout = [c for c in reach if not exposure.read_curname or c.read_curname in (None, exposure.read_curname)]
     in_window = [c for c in same_readout if abs(c.mjd - mjd) <= window_days]
     if not in_window:
