@@ -109,7 +109,8 @@ def timed_scan(db_path: Path, raw_dir: Path) -> tuple[float, int, int]:
 
 
 def timed_plans(work: Path, raw_dir: Path) -> tuple[float, float, int]:
-    """The whole planning (header index + classification + grouping + association + steps), cold then warm.
+    """The whole planning (header index + classification + grouping + association + steps), cold then warm
+    (median of 3).
 
     Header-only files have no IFU extensions, so the plan holds the pool's bookkeeping but no per-IFU steps.
     """
@@ -117,9 +118,12 @@ def timed_plans(work: Path, raw_dir: Path) -> tuple[float, float, int]:
     started = time.perf_counter()
     plan_reduction(raw_dir, work / "out", config, index_path=work / "plan.sqlite")
     cold = time.perf_counter() - started
-    started = time.perf_counter()
-    plan = plan_reduction(raw_dir, work / "out", config, index_path=work / "plan.sqlite")
-    return cold, time.perf_counter() - started, len(plan.steps)
+    warm = []
+    for _ in range(3):
+        started = time.perf_counter()
+        plan = plan_reduction(raw_dir, work / "out", config, index_path=work / "plan.sqlite")
+        warm.append(time.perf_counter() - started)
+    return cold, statistics.median(warm), len(plan.steps)
 
 
 def evict_page_cache(paths: list[Path]) -> None:

@@ -54,11 +54,13 @@ def cmd_recipe_params(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
-    from .synthetic.raw_frames import write_bias_set
+    from .synthetic.night import write_calibration_night
 
-    paths = write_bias_set(Path(args.outdir), args.ifus, count=args.count, seed=args.seed)
-    for path in paths:
-        print(path)
+    night = write_calibration_night(Path(args.outdir), args.ifus, seed=args.seed)
+    for tag, paths in night.frames.items():
+        print(f"{tag:<8} {len(paths)} frames")
+    for catg, path in night.statics.items():
+        print(f"{catg:<15} {path}")
     return 0
 
 
@@ -95,14 +97,14 @@ def airflow_command() -> list[str]:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job: write a synthetic night, reduce it with the muse_reduce DAG, say where products are."""
-    from .synthetic.raw_frames import write_bias_set
+    from .synthetic.night import write_calibration_night
 
     workdir = Path(args.workdir).absolute()
     raw_dir, out_dir, airflow_home = workdir / "raw", workdir / "reduced", workdir / "airflow"
     started = time.monotonic()
     if not any(raw_dir.glob("MUSE.*.fits")):
-        print(f"writing synthetic raw frames (IFUs {args.ifus}) to {raw_dir}", flush=True)
-        write_bias_set(raw_dir, args.ifus, seed=args.seed)
+        print(f"writing a synthetic calibration night (IFUs {args.ifus}) to {raw_dir}", flush=True)
+        write_calibration_night(raw_dir, args.ifus, seed=args.seed)
     env = airflow_environment(airflow_home)
     subprocess.run([*airflow_command(), "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
     conf = {"raw_dir": str(raw_dir), "output_dir": str(out_dir), "ifus": args.ifus}
@@ -120,7 +122,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     products = sorted(out_dir.rglob("*.fits"))
     print(f"muse_reduce succeeded in {elapsed:.0f} s; {len(products)} products under {out_dir}:")
     for product in products:
-        print(f"  {product}")
+        print(f"  {product.relative_to(out_dir)}")
+    finals = [p for p in products if p.name.startswith(("DATACUBE_FINAL", "TWILIGHT_CUBE"))]
+    for final in finals:
+        print(f"cube: {final}")
     return 0
 
 
@@ -138,7 +143,6 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("demo-data", help="write synthetic raw MUSE frames")
     data.add_argument("outdir")
     data.add_argument("--ifus", type=_ifu_list, default=[1])
-    data.add_argument("--count", type=int, default=3)
     data.add_argument("--seed", type=int, default=1)
     data.set_defaults(func=cmd_demo_data)
 

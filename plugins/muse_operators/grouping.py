@@ -216,9 +216,9 @@ def _cluster(exposures: Sequence[Exposure], radius_arcsec: float | None) -> list
     return [Pointing(name, tuple(members)) for name, _, members in groups]
 
 
-def _name_exposures(pairs: list[tuple[RawFrame, str]], ob: str) -> list[Exposure]:
-    """Exposures of one OB (pairs in time order), counted per RADEC_EEEE_RRR."""
-    radecs = radec_strings([f.ra for f, _ in pairs], [f.dec for f, _ in pairs])
+def _name_exposures(pairs: list[tuple[RawFrame, str]], ob: str, radec_of: dict[str, str]) -> list[Exposure]:
+    """Exposures of one OB (pairs in time order), counted per RADEC_EEEE_RRR; ``radec_of``: path -> RADEC."""
+    radecs = [radec_of[f.path] for f, _ in pairs]
     prefixes = [exposure_name(r, f.exptime, f.posang, 0)[:-3] for r, (f, _) in zip(radecs, pairs)]
     totals, seen = Counter(prefixes), Counter()
     result = []
@@ -238,10 +238,12 @@ def group_science(frames: Iterable[RawFrame], radius_arcsec: float | None = 60.0
     for frame, tag in _science(frames):
         by_key[_ob_key(frame)].append((frame, tag))
     names = _ob_names({key: pairs[0][0] for key, pairs in by_key.items()})
+    every = [f for pairs in by_key.values() for f, _ in pairs]
+    radec_of = dict(zip((f.path for f in every), radec_strings([f.ra for f in every], [f.dec for f in every])))
     blocks = []
     for key, pairs in by_key.items():
         name, why = names[key]
-        named = _name_exposures(pairs, name)
+        named = _name_exposures(pairs, name, radec_of)  # one astropy call for the pool, not one per OB
         pointings = _cluster([e for e in named if e.tag == "OBJECT"], radius_arcsec)
         of = {e.name: p.name for p in pointings for e in p.exposures}
         exposures = {e.name: Exposure(e.frame, e.tag, e.name, of.get(e.name), e.ob, e.reason) for e in named}
