@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from muse_operators.cli import airflow_command, airflow_environment
-from muse_operators.esorex_call import build_call, container_user
+from muse_operators.esorex_call import build_call, container_user, docker_run_argv
 from muse_operators.esorex_image import configured_image, recipe_catalog
 from muse_operators.synthetic.raw_frames import write_bias_set
 
@@ -35,14 +35,9 @@ def direct_run(image: str, raw: list[Path], out: Path, threads: int) -> float:
     call.new_staging_dir()
     user = container_user()
     call.prepare_staging(user)
-    argv = call.argv(recipe_catalog(image))
-    docker = ["docker", "run", "--rm", "--network", "none", "--user", f"{user[0]}:{user[1]}",
-              "-w", str(call.staging_dir), "-e", f"OMP_NUM_THREADS={threads}", "-e", "HOME=/tmp",
-              "--entrypoint", argv[0]]
-    for mount in call.mounts():
-        docker += ["-v", f"{mount.path}:{mount.path}:{'ro' if mount.read_only else 'rw'}"]
+    command = docker_run_argv(call, image, recipe_catalog(image), user, threads)
     started = time.perf_counter()
-    subprocess.run([*docker, image, *argv[1:]], check=True, capture_output=True)
+    subprocess.run(command, check=True, capture_output=True)
     elapsed = time.perf_counter() - started
     shutil.rmtree(call.staging_dir)
     return elapsed

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from muse_operators.esorex_call import build_call, container_user
+from muse_operators.esorex_call import build_call, container_user, docker_run_argv
 from muse_operators.esorex_image import recipe_catalog
 from muse_operators.products import ProductMap, categorise, discard, listed_products, publish
 
@@ -69,14 +69,9 @@ def run_recipe(
     user = container_user()
     call.prepare_staging(user)
     call.check_readable(user)
-    argv = call.argv(recipe_catalog(image))
-    docker = ["docker", "run", "--rm", "--network", "none", "--user", f"{user[0]}:{user[1]}",
-              "-w", str(call.staging_dir), "-e", f"OMP_NUM_THREADS={threads}", "-e", "HOME=/tmp",
-              "--entrypoint", argv[0]]
-    for mount in call.mounts():
-        docker += ["-v", f"{mount.path}:{mount.path}:{'ro' if mount.read_only else 'rw'}"]
+    command = docker_run_argv(call, image, recipe_catalog(image), user, threads)
     started = time.perf_counter()
-    result = subprocess.run([*docker, image, *argv[1:]], capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     seconds = time.perf_counter() - started
     assert call.staging_dir is not None
     if result.returncode != 0:

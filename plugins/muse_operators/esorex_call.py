@@ -139,6 +139,23 @@ class EsorexCall:
         return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
+def docker_run_argv(call: EsorexCall, image: str, catalog: RecipeCatalog, user: tuple[int, int],
+                    threads: int) -> list[str]:
+    """The ``docker run`` equivalent of what EsorexOperator starts: same argv, mounts, user, no network.
+
+    For running a recipe outside Airflow (benchmarks comparing against the operator, recipe tests).
+    """
+    if call.staging_dir is None:
+        raise RuntimeError("call new_staging_dir() before docker_run_argv()")
+    argv = call.argv(catalog)
+    docker = ["docker", "run", "--rm", "--network", "none", "--user", f"{user[0]}:{user[1]}",
+              "-w", str(call.staging_dir), "-e", f"OMP_NUM_THREADS={threads}", "-e", "HOME=/tmp",
+              "--entrypoint", argv[0]]
+    for mount in call.mounts():
+        docker += ["-v", f"{mount.path}:{mount.path}:{'ro' if mount.read_only else 'rw'}"]
+    return [*docker, image, *argv[1:]]
+
+
 def _permits(path: Path, user: tuple[int, int], owner_bit: int, group_bit: int, other_bit: int) -> bool:
     """Whether ``user`` has a permission on ``path`` by its mode bits (as the kernel decides, sans ACLs)."""
     info = path.stat()
