@@ -157,3 +157,16 @@ def test_exposures_without_ifu_data_make_no_steps(night, tmp_path):
     plan = plan_reduction(tmp_path / "raw", tmp_path / "out", OWN_CALIBRATIONS, frames=night)
     assert "scipost.NGC1_b.100000-300000_0900_000_00" not in {s.name for s in plan.steps}
     assert any("no IFU with data in /raw/sci4.fits" in e for e in plan.errors)
+
+
+def test_autocalib_adds_the_frames_it_needs(night, tmp_path):
+    deep = {"global": {"using_ESO_Calibration": False}, "sci_post": {"autocalib": "deepfield"}}
+    plan = plan_reduction(tmp_path / "raw", tmp_path / "out", deep, frames=night)
+    scipost = plan.step("scipost.NGC1_a.100000-300000_0600_000_00")
+    assert scipost.parameters["autocalib"] == "deepfield"
+    assert ("SKY_MASK", "create_sky.NGC1_a.100048-300000_0300_000_00") in {(i.tag, i.step) for i in scipost.inputs}
+    user = {"global": {"using_ESO_Calibration": False}, "sci_post": {"autocalib": "user"}}
+    plan = plan_reduction(tmp_path / "raw", tmp_path / "out", user, frames=night)
+    assert any("static calibration AUTOCAL_FACTORS not found" in e for e in plan.errors)
+    none = plan_reduction(tmp_path / "raw", tmp_path / "out", OWN_CALIBRATIONS, frames=night)
+    assert "SKY_MASK" not in {i.tag for i in none.step("scipost.NGC1_a.100000-300000_0600_000_00").inputs}

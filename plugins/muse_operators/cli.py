@@ -2,7 +2,7 @@
 
     muse-airflow demo [--workdir DIR] [--ifus 1]       the main job: synthetic data → muse_reduce DAG
     muse-airflow demo-data OUTDIR [--ifus 1] [--seed S] write synthetic raw frames
-    muse-airflow plan RAWDIR OUTDIR [--json]           print the reduction plan
+    muse-airflow plan RAWDIR [OUTDIR] [--json]         print the reduction plan
     muse-airflow recipe-params [RECIPE] [--snapshot F] a recipe's parameters, from the esorex image
 
 Airflow is driven as a subprocess (``airflow dags test``), so this module imports no Airflow.
@@ -67,10 +67,10 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from .planner import plan_reduction
 
-    plan = plan_reduction(args.rawdir, args.outdir, args.config, args.ifus, index_path=args.index)
+    plan = plan_reduction(args.rawdir, args.outdir or "reduced", args.config, args.ifus, index_path=args.index)
     if args.json:
         print(plan.to_json())
-        return 0
+        return 1 if plan.errors else 0
     print("\n".join(plan.describe()))
     for path, reason in plan.unclassified:
         print(f"not used: {path}: {reason}")
@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     plan = sub.add_parser("plan", help="print the reduction plan for a raw directory")
     plan.add_argument("rawdir")
-    plan.add_argument("outdir")
+    plan.add_argument("outdir", nargs="?", help="where products would go (default ./reduced)")
     plan.add_argument("--ifus", type=_ifu_list, default=None)
     plan.add_argument("--config", help="a MUSEreduce-style JSON config (default: config/defaults.json)")
     plan.add_argument("--index", help="header index (SQLite) to read headers through; made if missing")

@@ -20,7 +20,7 @@ from .recipes import spec
 
 STATIC_CATEGORIES = ("LINE_CATALOG", "GEOMETRY_TABLE", "EXTINCT_TABLE", "STD_FLUX_TABLE", "FILTER_LIST",
                      "SKY_LINES", "BADPIX_TABLE", "VIGNETTING_MASK", "ASTROMETRY_WCS", "RAMAN_LINES",
-                     "TELLURIC_REGIONS")
+                     "TELLURIC_REGIONS", "AUTOCAL_FACTORS", "OUTPUT_WCS")
 # Sky flats taken after this date need no VIGNETTING_MASK (ESO's OCA: inputFile.MJD-OBS < 57823).
 VIGNETTING_MASK_BEFORE_MJD = 57823.0
 

@@ -109,6 +109,7 @@ REGISTRY: dict[str, RecipeSpec] = {spec.name: spec for spec in (
                                 _in("LSF_PROFILE", "product", required=False),
                                 _in("RAMAN_LINES", "static", required=False, note="AO modes with sci_post.raman"),
                                 _in("SKY_MASK", "product", required=False, note="autocalib deepfield/user"),
+                                _in("AUTOCAL_FACTORS", "static", required=False, note="autocalib user"),
                                 _in("OUTPUT_WCS", "static", required=False)),
                ("DATACUBE_FINAL", "IMAGE_FOV", "PIXTABLE_REDUCED"), per_ifu=False,
                fixed_parameters={"save": "cube,individual", "filter": "white"}, config_section="sci_post"),

@@ -163,6 +163,7 @@ class SciencePlanner:
         inputs += self.cal._static("ASTROMETRY_WCS", False, "scipost", exposure.frame.ins_mode)
         inputs += self.lsf_inputs(assoc, sorted(pixtables))
         extra: dict[str, Any] = {}
+        sky = None
         if self.cfg.get_path("sci_post.subtract_sky") and sky_source is not None:
             source_out = self.reduced / sky_source.ob / sky_source.name
             sky = self.sky_step(sky_source, assoc if sky_source is exposure else self.associate(sky_source), source_out)
@@ -170,6 +171,11 @@ class SciencePlanner:
                 inputs += [SofInput("SKY_LINES", step=sky), SofInput("SKY_CONTINUUM", step=sky)]
         else:
             extra["skymethod"] = "none"
+        autocalib = self.cfg.get_path("sci_post.autocalib")
+        if autocalib == "deepfield" and sky:
+            inputs.append(SofInput("SKY_MASK", step=sky))  # where the sky is: the self-calibration's regions
+        elif autocalib == "user":
+            inputs += self.cal._static("AUTOCAL_FACTORS", True, f"{exposure.name} (sci_post.autocalib = user)")
         if self.cfg.get_path("sci_post.raman") and exposure.frame.ins_mode in AO_MODES:
             inputs += self.cal._static("RAMAN_LINES", True, f"{exposure.name} (sci_post.raman)")
         return self._add(f"scipost.{exposure.ob}.{exposure.name}", "muse_scipost", "scipost", inputs,
