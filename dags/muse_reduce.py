@@ -6,7 +6,9 @@ mapping, one task instance per recipe call (per calibration set and IFU). Betwee
 ``<stage>_inputs`` task resolves each step's product inputs from the earlier tasks' XComs; a step whose
 upstream failed is not run, so a failure stops only what depends on it.
 Stages (muse_operators.plan.STAGES): bias -> dark -> flat -> wavecal -> lsf -> twilight -> scibasic ->
-standard -> create_sky -> scipost -> exp_align -> exp_combine; a stage with nothing to do is skipped.
+standard -> create_sky -> [sky_zero -> sky_refit -> sky_lines, with sky.modified] -> scipost -> exp_align ->
+exp_combine; a stage with nothing to do is skipped. sky_zero and sky_lines are Python steps (astropy, in
+the worker), the rest esorex recipes in the esorex image.
 Headers are read through the cached header index ($MUSE_HEADER_INDEX, default
 $AIRFLOW_HOME/muse_header_index.sqlite), so re-planning an unchanged archive costs well under a second.
 """
@@ -17,7 +19,7 @@ from airflow.sdk import DAG, Param, task
 from airflow.sdk import TriggerRule
 
 from muse_operators.operators.esorex import EsorexOperator
-from muse_operators.plan import STAGES
+from muse_operators.plan import PYTHON_STAGES, STAGES
 
 with DAG(
     dag_id="muse_reduce",
@@ -82,6 +84,13 @@ with DAG(
                                "(ifus / global.exp_list) or raise AIRFLOW__CORE__MAX_MAP_LENGTH")
         return runnable
 
+    @task
+    def python_step(recipe: str, sof: list, output_dir: str, parameters: dict, expected_products: list) -> dict:
+        """A plan step that is a Python function (the modified sky), with a recipe's staging and checks."""
+        from muse_operators import python_steps
+
+        return python_steps.run(recipe, sof, output_dir, expected_products, parameters)
+
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def collect(outputs: list) -> list:
         """The stage's product maps (failed instances left out), for the stages after it."""
@@ -91,8 +100,11 @@ with DAG(
     earlier: list = []
     for stage in STAGES:
         kwargs = stage_inputs.override(task_id=f"{stage}_inputs")(plan_path, stage, *earlier)
-        runs = EsorexOperator.partial(task_id=stage).expand_kwargs(kwargs)
-        earlier.append(collect.override(task_id=f"{stage}_products")(runs.output))
+        if stage in PYTHON_STAGES:
+            outputs = python_step.override(task_id=stage).expand_kwargs(kwargs)
+        else:
+            outputs = EsorexOperator.partial(task_id=stage).expand_kwargs(kwargs).output
+        earlier.append(collect.override(task_id=f"{stage}_products")(outputs))
 
 if __name__ == "__main__":
     dag.test()

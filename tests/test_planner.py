@@ -170,3 +170,18 @@ def test_autocalib_adds_the_frames_it_needs(night, tmp_path):
     assert any("static calibration AUTOCAL_FACTORS not found" in e for e in plan.errors)
     none = plan_reduction(tmp_path / "raw", tmp_path / "out", OWN_CALIBRATIONS, frames=night)
     assert "SKY_MASK" not in {i.tag for i in none.step("scipost.NGC1_a.100000-300000_0600_000_00").inputs}
+
+
+def test_modified_sky_adds_zero_refit_and_molecular_steps(night, tmp_path):
+    config = {"global": {"using_ESO_Calibration": False}, "sky": {"modified": True}}
+    plan = plan_reduction(tmp_path / "raw", tmp_path / "out", config, frames=night)
+    label = "NGC1_a.100048-300000_0300_000_00"
+    zero, refit, lines = plan.step(f"sky_zero.{label}"), plan.step(f"sky_refit.{label}"), plan.step(f"sky_lines.{label}")
+    assert zero.recipe == "python:zero_sky_continuum" and zero.depends_on == [f"create_sky.{label}"]
+    assert refit.recipe == "muse_create_sky" and ("SKY_CONTINUUM", zero.name) in {(i.tag, i.step) for i in refit.inputs}
+    assert lines.recipe == "python:keep_molecular_sky_lines" and lines.depends_on == [refit.name]
+    scipost = plan.step("scipost.NGC1_a.100000-300000_0600_000_00")
+    assert {(i.tag, i.step) for i in scipost.inputs if i.tag.startswith("SKY_")} == {
+        ("SKY_LINES", lines.name), ("SKY_CONTINUUM", zero.name)}
+    assert scipost.parameters["skymethod"] == "subtract-model"
+    plan.check()

@@ -19,8 +19,10 @@ from typing import Any
 from .errors import MuseAirflowError
 
 # Stage order = dependency order of MUSEreduce's chain (bias -> ... -> exp_combine).
+# sky_zero, sky_refit and sky_lines exist only with sky.modified (Zeidler et al. 2019, see sky.py).
 STAGES = ("bias", "dark", "flat", "wavecal", "lsf", "twilight", "scibasic", "standard", "create_sky",
-          "scipost", "exp_align", "exp_combine")
+          "sky_zero", "sky_refit", "sky_lines", "scipost", "exp_align", "exp_combine")
+PYTHON_STAGES = ("sky_zero", "sky_lines")  # run as Python tasks (python_steps), not in the esorex image
 
 
 class PlanError(MuseAirflowError, ValueError):
@@ -76,7 +78,7 @@ class Step:
         return sof
 
     def operator_kwargs(self, products: Mapping[str, Mapping[str, list[str]]] | None = None) -> dict[str, Any]:
-        """EsorexOperator keyword arguments (used with ``expand_kwargs``), inputs resolved."""
+        """EsorexOperator (or ``python_steps.run``) keyword arguments, inputs resolved."""
         return {
             "recipe": self.recipe,
             "sof": self.resolve_sof(products or {}),

@@ -31,7 +31,7 @@ class SciencePlanner:
         self.reduced = Path(plan.output_dir) / "reduced"
         self.use_eso = bool(cfg.get_path("global.using_ESO_Calibration"))
         self.std_steps: dict[str, str] = {}  # STD path -> standard step
-        self.sky_steps: dict[str, str] = {}  # sky source exposure -> create_sky step
+        self.sky_steps: dict[str, dict[str, str]] = {}  # sky source -> {SKY_LINES|SKY_CONTINUUM|SKY_MASK: step}
         self.scibasic: dict[str, dict[int, str]] = {}  # raw path -> {ifu: step}
         self.lsf_of: dict[str, dict[int, str] | list[str]] = {}  # exposure path -> LSF per IFU (steps or master files)
 
@@ -122,7 +122,8 @@ class SciencePlanner:
                    for p in (assoc.choices[c].paths if c in assoc.choices else [])]
         return masters if any(i.tag == "STD_RESPONSE" for i in masters) else None
 
-    def sky_step(self, source: Exposure, assoc: Association, out: Path) -> str | None:
+    def sky_step(self, source: Exposure, assoc: Association, out: Path) -> dict[str, str] | None:
+        """The steps that make the sky model of ``source``, by the product each provides to scipost."""
         if source.frame.path in self.sky_steps:
             return self.sky_steps[source.frame.path]
         pixtables = self.scibasic_steps(source.frame, source.tag, assoc, out, f"{source.ob}.{source.name}")
@@ -137,13 +138,22 @@ class SciencePlanner:
         inputs = [SofInput("PIXTABLE_SKY", step=s, catg=catg) for s in pixtables.values()]
         inputs += self.cal._static("EXTINCT_TABLE", True, "create_sky") + response
         inputs += self.cal._static("SKY_LINES", True, "create_sky") + self.lsf_inputs(assoc, sorted(pixtables))
-        notes = ["modified sky (Zeidler et al. 2019): continuum zeroed, only OH/O2 lines kept"] \
-            if self.cfg.get_path("sky.modified") else []
-        name = self._add(f"create_sky.{source.ob}.{source.name}", "muse_create_sky", "create_sky", inputs,
-                         out / "create_sky", list(spec("muse_create_sky").products),
-                         self._params("muse_create_sky"), notes=notes)
-        self.sky_steps[source.frame.path] = name
-        return name
+        label = f"{source.ob}.{source.name}"
+        name = self._add(f"create_sky.{label}", "muse_create_sky", "create_sky", inputs, out / "create_sky",
+                         list(spec("muse_create_sky").products), self._params("muse_create_sky"))
+        made = {"SKY_LINES": name, "SKY_CONTINUUM": name, "SKY_MASK": name}
+        if self.cfg.get_path("sky.modified"):  # Zeidler et al. 2019 (sky.py): zero continuum, re-fit, OH/O2 only
+            zero = self._add(f"sky_zero.{label}", "python:zero_sky_continuum", "sky_zero",
+                             [SofInput("SKY_CONTINUUM", step=name)], out / "sky_zero", ["SKY_CONTINUUM"], {})
+            refit = self._add(f"sky_refit.{label}", "muse_create_sky", "sky_refit",
+                              inputs + [SofInput("SKY_CONTINUUM", step=zero)], out / "create_sky_refit",
+                              ["SKY_LINES"], self._params("muse_create_sky"),
+                              notes=["lines re-fitted against the zeroed continuum"])
+            lines = self._add(f"sky_lines.{label}", "python:keep_molecular_sky_lines", "sky_lines",
+                              [SofInput("SKY_LINES", step=refit)], out / "sky_lines", ["SKY_LINES"], {})
+            made = {"SKY_LINES": lines, "SKY_CONTINUUM": zero, "SKY_MASK": name}
+        self.sky_steps[source.frame.path] = made
+        return made
 
     def scipost_step(self, exposure: Exposure, assoc: Association, sky_source: Exposure | None) -> str | None:
         out = self.reduced / exposure.ob / exposure.name
@@ -168,12 +178,15 @@ class SciencePlanner:
             source_out = self.reduced / sky_source.ob / sky_source.name
             sky = self.sky_step(sky_source, assoc if sky_source is exposure else self.associate(sky_source), source_out)
             if sky:
-                inputs += [SofInput("SKY_LINES", step=sky), SofInput("SKY_CONTINUUM", step=sky)]
+                inputs += [SofInput("SKY_LINES", step=sky["SKY_LINES"]),
+                           SofInput("SKY_CONTINUUM", step=sky["SKY_CONTINUUM"])]
+                if self.cfg.get_path("sky.modified"):
+                    extra["skymethod"] = "subtract-model"  # subtract exactly the modified model, no re-fit
         else:
             extra["skymethod"] = "none"
         autocalib = self.cfg.get_path("sci_post.autocalib")
         if autocalib == "deepfield" and sky:
-            inputs.append(SofInput("SKY_MASK", step=sky))  # where the sky is: the self-calibration's regions
+            inputs.append(SofInput("SKY_MASK", step=sky["SKY_MASK"]))  # the self-calibration's sky regions
         elif autocalib == "user":
             inputs += self.cal._static("AUTOCAL_FACTORS", True, f"{exposure.name} (sci_post.autocalib = user)")
         if self.cfg.get_path("sci_post.raman") and exposure.frame.ins_mode in AO_MODES:
