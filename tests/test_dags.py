@@ -31,11 +31,14 @@ def test_dag_file_imports_quickly_without_touching_data(dag_file, tmp_path):
         "print(time.perf_counter() - t)\n"
         "print(any(f.endswith(('.fits', '.fz')) for f in opened))\n"
     )
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    seconds, touched_fits = result.stdout.split()[-2:]
-    assert touched_fits == "False"
-    assert float(seconds) < 1.0, f"{dag_file.name} took {seconds} s to parse"
+    timings = []
+    for _ in range(3):  # best of three fresh interpreters: recipe containers may load the CPU meanwhile
+        result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        seconds, touched_fits = result.stdout.split()[-2:]
+        assert touched_fits == "False"
+        timings.append(float(seconds))
+    assert min(timings) < 1.0, f"{dag_file.name} took {min(timings):.2f} s to parse (best of {timings})"
 
 
 @pytest.fixture(scope="session")
