@@ -114,3 +114,37 @@ def test_plan_errors_are_reported_and_exit_non_zero(pool, tmp_path, capsys):
     code = main(["plan", str(pool["raw"]), "--config", str(bad)])
     err = capsys.readouterr().err
     assert code == 2 and "sky.sky_feild: unknown setting; did you mean 'sky_field'?" in err
+
+
+def test_eso_master_calibrations_are_matched_to_the_exposure(tmp_path, capsys):
+    """using_ESO_Calibration (the MUSEreduce default): archive masters by PRO.CATG, nearest valid per exposure."""
+    raw = tmp_path / "raw"
+    raw.mkdir(mode=0o755)
+
+    def master(catg: str, mjd: float, mode: str = "WFM-NOAO-N") -> Path:
+        spec = FrameSpec("CALIB", "", mjd, ins_mode=mode)
+        header = primary_header(spec)
+        header["HIERARCH ESO PRO CATG"] = catg
+        path = raw / f"M.{spec.archive_name}_{catg}.fits"
+        fits.PrimaryHDU(header=header).writeto(path)
+        return path
+
+    night1 = {c: master(c, NIGHT1 + 0.8) for c in ("MASTER_BIAS", "MASTER_FLAT", "TRACE_TABLE", "WAVECAL_TABLE",
+                                                   "LSF_PROFILE", "TWILIGHT_CUBE", "STD_RESPONSE", "STD_TELLURIC")}
+    night5 = {c: master(c, NIGHT1 + 4.8) for c in ("MASTER_BIAS", "MASTER_FLAT", "TRACE_TABLE", "WAVECAL_TABLE")}
+    for catg in ("GEOMETRY_TABLE", "EXTINCT_TABLE", "SKY_LINES"):
+        fits.PrimaryHDU(header=fits.Header({"INSTRUME": "MUSE", "HIERARCH ESO PRO CATG": catg})).writeto(
+            raw / f"{catg.lower()}.fits")
+    exposure = science(raw, "OBJECT", NIGHT1 + 4.1, "late", 21)  # 3.3 d after night 1, 0.7 d before night 5
+    code, text = run_plan(capsys, str(raw), str(tmp_path / "out"), "--json")
+    plan = json.loads(text)
+    assert code == 0 and plan["errors"] == []
+    scibasic = next(s for s in plan["steps"] if s["name"].startswith("scibasic.late.") and s["ifu"] == 1)
+    chosen = {i["tag"]: i["path"] for i in scibasic["inputs"]}
+    assert chosen["MASTER_BIAS"] == str(night5["MASTER_BIAS"])  # nearest in time wins
+    assert chosen["TWILIGHT_CUBE"] == str(night1["TWILIGHT_CUBE"])  # only one, inside its ±30 d window
+    assert chosen["OBJECT"] == str(exposure)
+    scipost = next(s for s in plan["steps"] if s["stage"] == "scipost")
+    assert {i["tag"]: i["path"] for i in scipost["inputs"] if i["tag"].startswith("STD_")} == {
+        "STD_RESPONSE": str(night1["STD_RESPONSE"]), "STD_TELLURIC": str(night1["STD_TELLURIC"])}
+    assert not [s for s in plan["steps"] if s["stage"] in ("bias", "flat", "wavecal", "lsf", "twilight")]
