@@ -61,7 +61,7 @@ class CalibrationPlanner:
         self.plan.report.append(f"{cset.tag} {cset.key} uses {tag} [{choice.quality}] {choice.reason}")
         return choice.chosen
 
-    def _static(self, tag: str, required: bool, who: str, mode: str | None = None) -> list[SofInput]:
+    def static(self, tag: str, required: bool, who: str, mode: str | None = None) -> list[SofInput]:
         """The static calibration ``tag``; with several files, the one named for the mode family (nfm/wfm).
 
         MUSEreduce gave NFM-AO data the WFM geometry table; ESO ships ``*_wfm.fits`` and ``*_nfm.fits``.
@@ -142,7 +142,7 @@ class CalibrationPlanner:
                 common = ([SofInput("ARC", path=p) for p in cset.paths]
                           + [SofInput("MASTER_BIAS", step=bias[ifu]),
                              SofInput("TRACE_TABLE", step=flat[ifu], catg="TRACE_TABLE")]
-                          + self._static("LINE_CATALOG", True, f"ARC set {cset.key}")
+                          + self.static("LINE_CATALOG", True, f"ARC set {cset.key}")
                           + self.dark_inputs(cset, ifu))
                 wavecal[ifu] = self._step("wavecal", cset, ifu, list(common))
                 lsf[ifu] = self._step("lsf", cset, ifu, common + [SofInput("WAVECAL_TABLE", step=wavecal[ifu])])
@@ -170,9 +170,9 @@ class CalibrationPlanner:
                 inputs += [SofInput("MASTER_BIAS", step=bias[ifu]), SofInput("MASTER_FLAT", step=flat[ifu]),
                            SofInput("TRACE_TABLE", step=flat[ifu]), SofInput("WAVECAL_TABLE", step=wavecal[ifu])]
                 inputs += self.dark_inputs(cset, ifu)
-            inputs += self._static("GEOMETRY_TABLE", True, f"SKYFLAT set {cset.key}", cset.ins_mode)
+            inputs += self.static("GEOMETRY_TABLE", True, f"SKYFLAT set {cset.key}", cset.ins_mode)
             if cset.mjd < VIGNETTING_MASK_BEFORE_MJD:
-                inputs += self._static("VIGNETTING_MASK", False, f"SKYFLAT set {cset.key}")
+                inputs += self.static("VIGNETTING_MASK", False, f"SKYFLAT set {cset.key}")
             self.planned[key] = {0: self._step("twilight", cset, None, inputs)}
         return self.planned[key].get(0)
 

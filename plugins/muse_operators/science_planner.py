@@ -33,7 +33,6 @@ class SciencePlanner:
         self.std_steps: dict[str, str] = {}  # STD path -> standard step
         self.sky_steps: dict[str, dict[str, str]] = {}  # sky source -> {SKY_LINES|SKY_CONTINUUM|SKY_MASK: step}
         self.scibasic: dict[str, dict[int, str]] = {}  # raw path -> {ifu: step}
-        self.lsf_of: dict[str, dict[int, str] | list[str]] = {}  # exposure path -> LSF per IFU (steps or master files)
 
     def _params(self, recipe: str, **extra: Any) -> dict[str, Any]:
         return {**spec(recipe).fixed_parameters, **self.cal.params(recipe), **extra}
@@ -81,7 +80,7 @@ class SciencePlanner:
             return self.scibasic[frame.path]
         steps: dict[int, str] = {}
         illum = [SofInput("ILLUM", path=p) for p in assoc.choices["ILLUM"].paths]
-        geometry = self.cal._static("GEOMETRY_TABLE", True, f"{label}", frame.ins_mode)
+        geometry = self.cal.static("GEOMETRY_TABLE", True, f"{label}", frame.ins_mode)
         for ifu in sorted(i for i in frame.ifus if self.cal.ifus is None or i in self.cal.ifus):
             calib = self.calibration_inputs(assoc, ifu)
             if calib is None:
@@ -105,9 +104,9 @@ class SciencePlanner:
             self.std_steps[std.path] = None  # type: ignore[assignment]
             return None
         inputs = [SofInput("PIXTABLE_STD", step=s) for s in pixtables.values()]
-        inputs += self.cal._static("EXTINCT_TABLE", True, f"standard {label}")
-        inputs += self.cal._static("STD_FLUX_TABLE", True, f"standard {label}")
-        inputs += self.cal._static("FILTER_LIST", False, f"standard {label}")
+        inputs += self.cal.static("EXTINCT_TABLE", True, f"standard {label}")
+        inputs += self.cal.static("STD_FLUX_TABLE", True, f"standard {label}")
+        inputs += self.cal.static("FILTER_LIST", False, f"standard {label}")
         name = self._add(f"standard.{label}", "muse_standard", "standard", inputs, out / "standard",
                          list(spec("muse_standard").products), self._params("muse_standard"))
         self.std_steps[std.path] = name
@@ -136,8 +135,8 @@ class SciencePlanner:
             return None
         catg = SCIBASIC_PRODUCT[source.tag]
         inputs = [SofInput("PIXTABLE_SKY", step=s, catg=catg) for s in pixtables.values()]
-        inputs += self.cal._static("EXTINCT_TABLE", True, "create_sky") + response
-        inputs += self.cal._static("SKY_LINES", True, "create_sky") + self.lsf_inputs(assoc, sorted(pixtables))
+        inputs += self.cal.static("EXTINCT_TABLE", True, "create_sky") + response
+        inputs += self.cal.static("SKY_LINES", True, "create_sky") + self.lsf_inputs(assoc, sorted(pixtables))
         label = f"{source.ob}.{source.name}"
         name = self._add(f"create_sky.{label}", "muse_create_sky", "create_sky", inputs, out / "create_sky",
                          list(spec("muse_create_sky").products), self._params("muse_create_sky"))
@@ -168,9 +167,9 @@ class SciencePlanner:
                                     "star (STD) or ESO STD_RESPONSE for this exposure")
             return None
         inputs = [SofInput("PIXTABLE_OBJECT", step=s) for s in pixtables.values()]
-        inputs += self.cal._static("EXTINCT_TABLE", True, "scipost") + response
-        inputs += self.cal._static("FILTER_LIST", False, "scipost")
-        inputs += self.cal._static("ASTROMETRY_WCS", False, "scipost", exposure.frame.ins_mode)
+        inputs += self.cal.static("EXTINCT_TABLE", True, "scipost") + response
+        inputs += self.cal.static("FILTER_LIST", False, "scipost")
+        inputs += self.cal.static("ASTROMETRY_WCS", False, "scipost", exposure.frame.ins_mode)
         inputs += self.lsf_inputs(assoc, sorted(pixtables))
         extra: dict[str, Any] = {}
         sky = None
@@ -188,9 +187,9 @@ class SciencePlanner:
         if autocalib == "deepfield" and sky:
             inputs.append(SofInput("SKY_MASK", step=sky["SKY_MASK"]))  # the self-calibration's sky regions
         elif autocalib == "user":
-            inputs += self.cal._static("AUTOCAL_FACTORS", True, f"{exposure.name} (sci_post.autocalib = user)")
+            inputs += self.cal.static("AUTOCAL_FACTORS", True, f"{exposure.name} (sci_post.autocalib = user)")
         if self.cfg.get_path("sci_post.raman") and exposure.frame.ins_mode in AO_MODES:
-            inputs += self.cal._static("RAMAN_LINES", True, f"{exposure.name} (sci_post.raman)")
+            inputs += self.cal.static("RAMAN_LINES", True, f"{exposure.name} (sci_post.raman)")
         return self._add(f"scipost.{exposure.ob}.{exposure.name}", "muse_scipost", "scipost", inputs,
                          out / "scipost", list(spec("muse_scipost").products), self._params("muse_scipost", **extra))
 
@@ -213,7 +212,7 @@ class SciencePlanner:
         if self.cfg.get_path("exp_combine.execute"):
             inputs = [SofInput("PIXTABLE_REDUCED", step=s) for s in members]
             inputs += [SofInput("OFFSET_LIST", step=align)] if align else []
-            inputs += self.cal._static("FILTER_LIST", False, "exp_combine")
+            inputs += self.cal.static("FILTER_LIST", False, "exp_combine")
             self._add(f"exp_combine.{pointing.name}", "muse_exp_combine", "exp_combine", inputs, out / "exp_combine",
                       list(spec("muse_exp_combine").products), self._params("muse_exp_combine"))
 
