@@ -47,10 +47,10 @@ DagRunner = Callable[[str, dict], subprocess.CompletedProcess]
 def run_dag(airflow_env: dict[str, str], esorex_image: str) -> DagRunner:
     """Run a DAG with ``airflow dags test -c CONF``; returns the process (exit 1 when the run failed)."""
 
-    def run(dag_id: str, conf: dict) -> subprocess.CompletedProcess:
+    def run(dag_id: str, conf: dict, timeout: float = 900) -> subprocess.CompletedProcess:
         return subprocess.run(
             [*airflow_command(), "dags", "test", dag_id, "-c", json.dumps(conf)],
-            env=airflow_env, capture_output=True, text=True, timeout=900,
+            env=airflow_env, capture_output=True, text=True, timeout=timeout,
         )
 
     return run

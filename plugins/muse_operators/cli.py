@@ -54,13 +54,17 @@ def cmd_recipe_params(args: argparse.Namespace) -> int:
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
-    from .synthetic.night import write_calibration_night
+    from .synthetic.night import write_night
 
-    night = write_calibration_night(Path(args.outdir), args.ifus, seed=args.seed)
+    started = time.monotonic()
+    night = write_night(Path(args.outdir), args.ifus, obs=args.obs, exposures=args.exposures, nights=args.nights,
+                        seed=args.seed, ins_mode=args.mode, darks=args.darks, science=not args.calibrations_only)
     for tag, paths in night.frames.items():
         print(f"{tag:<8} {len(paths)} frames")
     for catg, path in night.statics.items():
         print(f"{catg:<15} {path}")
+    print(f"manifest {night.manifest}")
+    print(f"written in {time.monotonic() - started:.0f} s")
     return 0
 
 
@@ -142,8 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("demo-data", help="write synthetic raw MUSE frames")
     data.add_argument("outdir")
-    data.add_argument("--ifus", type=_ifu_list, default=[1])
+    data.add_argument("--ifus", type=_ifu_list, default=[1, 2, 3],
+                      help="IFUs with data (IFU 1 always; muse_standard needs >= 3 around the star)")
+    data.add_argument("--obs", type=int, default=1, help="OBs per night (pairs share a pointing)")
+    data.add_argument("--exposures", type=int, default=2, help="OBJECT exposures per OB (>= 3: two EXPTIMEs)")
+    data.add_argument("--nights", type=int, default=1)
     data.add_argument("--seed", type=int, default=1)
+    data.add_argument("--mode", default="WFM-NOAO-N", choices=["WFM-NOAO-N", "WFM-NOAO-E", "WFM-AO-N", "WFM-AO-E",
+                                                               "NFM-AO-N"], help="INS MODE of every frame")
+    data.add_argument("--darks", action="store_true", help="also a DARK template per night")
+    data.add_argument("--calibrations-only", action="store_true", help="no OBJECT/SKY/STD frames")
     data.set_defaults(func=cmd_demo_data)
 
     plan = sub.add_parser("plan", help="print the reduction plan for a raw directory")

@@ -38,6 +38,8 @@ SKYFLAT_EXPTIME = 20.0  # s, lengthened by 5 s per exposure as twilight fades (t
 OVERHEAD_S = 40.0  # s between the end of one exposure and the start of the next (readout, lamp settling)
 FLAT_PEAK_E = 30000.0  # e- per pixel at the flat lamp's brightest wavelength
 SKYFLAT_LEVEL_E = 12000.0  # e- per pixel at 5500 Å
+DARK_EXPTIME = 1800.0  # s
+DARK_CURRENT_E_PER_HOUR = 3.0  # uniform; MUSE's CCDs show ~1-3 e-/pix/h
 _ROWS = np.arange(1, TRIMMED_SHAPE[0] + 1, dtype=np.float64)  # 1-based CCD rows
 
 
@@ -56,7 +58,8 @@ def twilight_spectrum(rows: np.ndarray) -> np.ndarray:
 
 
 def _template(dpr_type: str, count: int, mjd_start: float, exptimes: Sequence[float], extras: Sequence[dict],
-              tpl_id: str, target: str = "", ra: float = 0.0, dec: float = 0.0) -> list[FrameSpec]:
+              tpl_id: str, target: str = "", ra: float = 0.0, dec: float = 0.0,
+              ins_mode: str = "WFM-NOAO-N") -> list[FrameSpec]:
     """FrameSpecs of one template: consecutive exposures sharing TPL START, numbered by TPL EXPNO."""
     if count < 1:
         raise ValueError(f"a template needs at least one exposure, not {count}")
@@ -65,34 +68,36 @@ def _template(dpr_type: str, count: int, mjd_start: float, exptimes: Sequence[fl
     for index in range(count):
         extra = {"ESO TPL ID": tpl_id, **extras[index]}
         specs.append(FrameSpec("CALIB", dpr_type, mjd, exptime=exptimes[index], tpl_start=tpl_start, tpl_nexp=count,
-                               tpl_expno=index + 1, target=target, ra=ra, dec=dec, extra=extra))
+                               tpl_expno=index + 1, target=target, ra=ra, dec=dec, extra=extra,
+                               ins_mode=ins_mode))
         mjd += (exptimes[index] + OVERHEAD_S) / 86400.0
     return specs
 
 
-def flat_specs(count: int = 3, mjd_start: float = 60300.52) -> list[FrameSpec]:
-    """Headers of a lamp-flat template: DPR FLAT,LAMP, the continuum lamps on."""
-    return _template("FLAT,LAMP", count, mjd_start, [FLAT_EXPTIME] * count,
-                     [lamp_keywords(CONTINUUM_LAMPS)] * count, "MUSE_wfm_cal_specflat")
+def flat_specs(count: int = 3, mjd_start: float = 60300.52, ins_mode: str = "WFM-NOAO-N",
+               dpr_type: str = "FLAT,LAMP") -> list[FrameSpec]:
+    """Headers of a lamp-flat template: DPR FLAT,LAMP (or FLAT,LAMP,ILLUM), the continuum lamps on."""
+    return _template(dpr_type, count, mjd_start, [FLAT_EXPTIME] * count,
+                     [lamp_keywords(CONTINUUM_LAMPS)] * count, "MUSE_wfm_cal_specflat", ins_mode=ins_mode)
 
 
-def arc_specs(per_lamp: int = 3, mjd_start: float = 60300.54) -> list[tuple[str, FrameSpec]]:
+def arc_specs(per_lamp: int = 3, mjd_start: float = 60300.54, ins_mode: str = "WFM-NOAO-N") -> list[tuple[str, FrameSpec]]:
     """(lamp, header) of an arc template: ``per_lamp`` exposures of HgCd, then Ne, then Xe, one lamp each.
 
     ESO's rules want at least 9 arcs in a template (``muse_wkf.oca``, minRet = 9), hence 3 per lamp.
     """
     lamps = [lamp for lamp in ARC_LAMPS for _ in range(per_lamp)]
     specs = _template("WAVE", len(lamps), mjd_start, [ARC_EXPTIME] * len(lamps),
-                      [lamp_keywords([ARC_LAMPS[lamp]]) for lamp in lamps], "MUSE_wfm_cal_arc")
+                      [lamp_keywords([ARC_LAMPS[lamp]]) for lamp in lamps], "MUSE_wfm_cal_arc", ins_mode=ins_mode)
     return list(zip(lamps, specs))
 
 
-def skyflat_specs(count: int = 3, mjd_start: float = 60300.99) -> list[FrameSpec]:
+def skyflat_specs(count: int = 3, mjd_start: float = 60300.99, ins_mode: str = "WFM-NOAO-N") -> list[FrameSpec]:
     """Headers of a twilight-flat template: DPR FLAT,SKY, all lamps off, pointing at the zenith."""
     ra = float(Time(mjd_start, format="mjd", scale="utc").sidereal_time("apparent", longitude=PARANAL["lon"]).deg)
     return _template("FLAT,SKY", count, mjd_start, [SKYFLAT_EXPTIME + 5.0 * i for i in range(count)],
                      [lamp_keywords([])] * count, "MUSE_wfm_cal_twiflat", target="SKY,FLAT", ra=round(ra, 5),
-                     dec=PARANAL["lat"])
+                     dec=PARANAL["lat"], ins_mode=ins_mode)
 
 
 def _write_frames(outdir: Path, ifus: Sequence[int], frames: Sequence[tuple[FrameSpec, np.ndarray]], seed: int,
@@ -117,34 +122,53 @@ def _write_frames(outdir: Path, ifus: Sequence[int], frames: Sequence[tuple[Fram
 
 
 def write_flat_set(outdir: Path, ifus: Sequence[int], count: int = 3, seed: int = 2, mjd_start: float = 60300.52,
-                   model: ReadoutModel = ReadoutModel(), bias_seed: int | None = 1) -> list[Path]:
+                   model: ReadoutModel = ReadoutModel(), bias_seed: int | None = 1, ins_mode: str = "WFM-NOAO-N",
+                   dpr_type: str = "FLAT,LAMP") -> list[Path]:
     """A lamp-flat template of ``count`` exposures (muse_flat needs >= 3): what muse_flat traces.
 
     ``bias_seed`` names the bias set whose fixed pattern the CCDs have (``write_bias_set``'s seed;
     None for no pattern).
     """
     spectrum = flat_lamp_spectrum(_ROWS)
-    return _write_frames(outdir, ifus, [(spec, spectrum) for spec in flat_specs(count, mjd_start)], seed, model,
+    return _write_frames(outdir, ifus, [(spec, spectrum) for spec in flat_specs(count, mjd_start, ins_mode, dpr_type)], seed, model,
                          bias_seed)
 
 
 def write_arc_set(outdir: Path, ifus: Sequence[int], per_lamp: int = 3, seed: int = 3, mjd_start: float = 60300.54,
-                  model: ReadoutModel = ReadoutModel(), bias_seed: int | None = 1) -> list[Path]:
+                  model: ReadoutModel = ReadoutModel(), bias_seed: int | None = 1,
+                  ins_mode: str = "WFM-NOAO-N") -> list[Path]:
     """An arc template: ``per_lamp`` exposures of each of HgCd, Ne and Xe (9 by default)."""
     spectra = {lamp: arc_spectrum(lamp) for lamp in ARC_LAMPS}
-    frames = [(spec, spectra[lamp]) for lamp, spec in arc_specs(per_lamp, mjd_start)]
+    frames = [(spec, spectra[lamp]) for lamp, spec in arc_specs(per_lamp, mjd_start, ins_mode)]
     return _write_frames(outdir, ifus, frames, seed, model, bias_seed)
 
 
 def write_skyflat_set(outdir: Path, ifus: Sequence[int], count: int = 3, seed: int = 4, mjd_start: float = 60300.99,
-                      model: ReadoutModel = ReadoutModel(), bias_seed: int | None = 1) -> list[Path]:
+                      model: ReadoutModel = ReadoutModel(), bias_seed: int | None = 1,
+                      ins_mode: str = "WFM-NOAO-N") -> list[Path]:
     """A twilight-flat template: a uniformly bright sky, so every slice sees the same spectrum.
 
     muse_twilight needs IFU 1 among ``ifus`` (it takes IFU 1 as its reference; REPORT.md verdict 2).
     """
     spectrum = twilight_spectrum(_ROWS)
-    return _write_frames(outdir, ifus, [(spec, spectrum) for spec in skyflat_specs(count, mjd_start)], seed, model,
+    return _write_frames(outdir, ifus, [(spec, spectrum) for spec in skyflat_specs(count, mjd_start, ins_mode)], seed, model,
                          bias_seed)
+
+
+def write_dark_set(outdir: Path, ifus: Sequence[int], count: int = 3, seed: int = 5, mjd_start: float = 60300.58,
+                   model: ReadoutModel = ReadoutModel(), bias_seed: int | None = 1) -> list[Path]:
+    """A dark template (DPR DARK, shutter closed): the bias pattern plus a uniform dark current."""
+    specs = _template("DARK", count, mjd_start, [DARK_EXPTIME] * count, [lamp_keywords([])] * count,
+                      "MUSE_wfm_cal_dark")
+    level = DARK_CURRENT_E_PER_HOUR * DARK_EXPTIME / 3600.0
+    ifus = sorted(set(ifus))
+    paths = []
+    for index, spec in enumerate(specs):
+        chips = {ifu: read_out(np.full(TRIMMED_SHAPE, level, dtype=np.float32),
+                               np.random.default_rng([seed, index, ifu]), model,
+                               bias_structure(bias_seed, ifu) if bias_seed is not None else None) for ifu in ifus}
+        paths.append(write_raw(outdir / f"{spec.archive_name}.fits", spec, chips, model))
+    return paths
 
 
 def write_static_calibrations(outdir: Path, ifus: Sequence[int]) -> dict[str, Path]:
