@@ -96,6 +96,24 @@ with DAG(
         """The stage's product maps (failed instances left out), for the stages after it."""
         return [output for output in (outputs or []) if output]
 
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def verify(plan_path: str, *stage_outputs: list) -> dict:
+        """Fail the run if any planned step did not finish; list the final products either way."""
+        from pathlib import Path
+
+        from muse_operators.plan import ReductionPlan, unfinished_steps
+
+        reduction = ReductionPlan.from_json(Path(plan_path).read_text())
+        outputs = [output for stage in stage_outputs for output in (stage or [])]
+        finals = sorted(p for output in outputs for p in output.get("DATACUBE_FINAL", []))
+        for cube in finals:
+            print(f"DATACUBE_FINAL {cube}")
+        missing = unfinished_steps(reduction, outputs)
+        if missing:
+            raise RuntimeError(f"{len(missing)} of {len(reduction.steps)} planned steps did not finish (see their "
+                               "task logs; clear a failed task to re-run only its branch): " + ", ".join(missing))
+        return {"steps": len(reduction.steps), "DATACUBE_FINAL": finals}
+
     plan_path = plan()
     earlier: list = []
     for stage in STAGES:
@@ -105,6 +123,7 @@ with DAG(
         else:
             outputs = EsorexOperator.partial(task_id=stage).expand_kwargs(kwargs).output
         earlier.append(collect.override(task_id=f"{stage}_products")(outputs))
+    verify(plan_path, *earlier)
 
 if __name__ == "__main__":
     dag.test()

@@ -188,3 +188,14 @@ def stage_steps(plan: ReductionPlan, stage: str, outputs: Iterable[Mapping[str, 
             continue
         runnable.append(step.operator_kwargs(known))
     return runnable, blocked
+
+
+def unfinished_steps(plan: ReductionPlan, outputs: Iterable[Mapping[str, list[str]] | None]) -> list[str]:
+    """Names of the planned steps that published no products (failed, or blocked by a failed upstream).
+
+    The DAG's last task uses this so that a run with any failed recipe ends failed, while every branch
+    that could finish still did (the per-stage collectors run on ALL_DONE and would otherwise be the
+    run's successful leaves).
+    """
+    known = products_by_step(plan, outputs)
+    return [step.name for step in plan.steps if step.name not in known]

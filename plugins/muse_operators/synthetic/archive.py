@@ -7,7 +7,8 @@
   :mod:`muse_operators.associate.xml` for the format and its source).
 * :func:`export_eso_masters` turns the per-IFU products of a reduction's calibration steps into
   archive-style processed masters: one ``M.MUSE.<DATE>.fits`` per PRO.CATG with all IFUs merged as
-  ``muse_utils_frameset_merge_frames`` writes them (``CHANnn.DATA/DQ/STAT`` images, ``CHANnn`` tables).
+  ``muse_utils_frameset_merge_frames`` writes them (``CHANnn.DATA/DQ/STAT`` images,
+  ``CHANnn.LSF_PROFILE``, ``CHANnn`` tables).
   A pool of science frames plus these files is the ``using_ESO_Calibration`` case; the masters are
   real pipeline products, so the science recipes accept them.
 
@@ -16,6 +17,7 @@ XML is written with :mod:`xml.etree.ElementTree` (writing is safe; parsing uses 
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -89,21 +91,34 @@ def write_association_files(raw_dir: Path, manifest: Mapping, statics: Mapping[s
     return written
 
 
+# Keywords the pipeline's merge moves from each IFU's primary header into that IFU's extensions
+# (EXTKEYS1 in muse_utils_frameset_merge_frames): chip identity, readout ports, QC and DRS values.
+_PER_IFU_KEYWORDS = re.compile(r"^(ESO DET (CHIP|OUT\d*) |ESO QC |ESO DRS )")
+
+
 def _merged_hdus(catg: str, per_ifu: Mapping[int, Path]) -> list:
-    """All IFUs' HDUs of one category in one file: EXTNAME ``CHANnn.<ext>`` (images) or ``CHANnn`` (tables)."""
+    """All IFUs' HDUs of one category in one file: EXTNAME ``CHANnn.<EXTNAME>`` (``CHANnn.DATA``,
+    ``CHANnn.LSF_PROFILE``), or ``CHANnn`` for the unnamed tables (TRACE_TABLE, WAVECAL_TABLE).
+
+    Per-IFU keywords move to the IFU's own extensions, as the pipeline's merge does: a recipe reading
+    IFU 2 merges the primary header into IFU 2's, and IFU 1's chip name there would fail its checks.
+    """
     ifus = sorted(per_ifu)
-    with fits.open(per_ifu[ifus[0]]) as first:
-        header = first[0].header.copy()
-    header.remove("EXTNAME", ignore_missing=True)  # else IFU 1's lookup would find the primary HDU
-    primary = fits.PrimaryHDU(header=header)
-    hdus: list = [primary]
+    hdus: list = []
     for ifu in ifus:
         with fits.open(per_ifu[ifu]) as hdul:
+            own = [(k, v, c) for k, v, c in hdul[0].header.cards if _PER_IFU_KEYWORDS.match(k)]
+            if not hdus:
+                header = hdul[0].header.copy()
+                for key in {k for k, _, _ in own} | {"EXTNAME"}:  # EXTNAME: IFU 1's lookup would find the primary
+                    header.remove(key, ignore_missing=True, remove_all=True)
+                hdus.append(fits.PrimaryHDU(header=header))
             for hdu in hdul[1:]:
                 copy = hdu.copy()
                 extname = hdu.header.get("EXTNAME", "")
-                copy.header["EXTNAME"] = f"CHAN{ifu:02d}.{extname}" if extname in ("DATA", "DQ", "STAT") \
-                    else f"CHAN{ifu:02d}"
+                copy.header["EXTNAME"] = f"CHAN{ifu:02d}.{extname}" if extname else f"CHAN{ifu:02d}"
+                for key, value, comment in own:
+                    copy.header[f"HIERARCH {key}" if len(key) > 8 else key] = (value, comment)
                 hdus.append(copy)
     return hdus
 

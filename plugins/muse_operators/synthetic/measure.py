@@ -72,7 +72,7 @@ def measure_star(cube: Cube, ra: float, dec: float, search_arcsec: float = 1.5,
     xc, yc = float(peak[1]), float(peak[0])
     for _ in range(5):  # iterate a centroid in a 0.8" radius around the current centre
         inner = (np.hypot(xx - xc, yy - yc) <= 0.8 / cube.spaxel_arcsec) & np.isfinite(white)
-        weights = np.clip(white - background, 0.0, None) * inner
+        weights = np.where(inner, np.clip(white - background, 0.0, None), 0.0)
         xc, yc = float((weights * xx).sum() / weights.sum()), float((weights * yy).sum() / weights.sum())
     position = cube.celestial.pixel_to_world(xc, yc)
     offset = position.separation(SkyCoord(ra, dec, unit="deg")).arcsec
