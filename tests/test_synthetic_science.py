@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
 
 import astropy.units as u
 import numpy as np
@@ -127,28 +128,79 @@ def _within(star: PointSource, scene: Scene, half_arcsec: float) -> bool:
     return all(abs(o.to_value("arcsec")) <= half_arcsec for o in offset)
 
 
-def test_demo_data_is_deterministic_and_has_a_manifest(tmp_path, capsys):
-    """Two runs with one seed give byte-identical frames; the manifest lists every frame with its truth."""
-    args = ["--ifus", "1", "--exposures", "1", "--seed", "7"]
-    assert main(["demo-data", str(tmp_path / "a"), *args]) == 0
-    assert main(["demo-data", str(tmp_path / "b"), *args]) == 0
+@pytest.fixture(scope="module")
+def small_night(tmp_path_factory):
+    """A one-IFU night written through the CLI (one OB of one exposure, a SKY, a standard star)."""
+    root = tmp_path_factory.mktemp("small_night")
+    assert main(["demo-data", str(root / "a"), *SMALL_NIGHT_ARGS]) == 0
+    return root / "a"
+
+
+SMALL_NIGHT_ARGS = ["--ifus", "1", "--exposures", "1", "--seed", "7"]
+
+
+def test_demo_data_is_deterministic_and_has_a_manifest(small_night, tmp_path, capsys):
+    """Two runs with one seed give identical frames (data and every header value but CHECKSUM, which covers
+    astropy's time-of-writing comment; DATASUM must agree); the manifest lists every frame with its truth."""
+    assert main(["demo-data", str(tmp_path / "b"), *SMALL_NIGHT_ARGS]) == 0
     capsys.readouterr()
 
     def digest(path):
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        sha = hashlib.sha256()
+        with fits.open(path) as hdul:
+            for hdu in hdul:
+                sha.update(repr([(c.keyword, c.value) for c in hdu.header.cards if c.keyword != "CHECKSUM"]).encode())
+                if hdu.data is not None:
+                    sha.update(np.ascontiguousarray(hdu.data).tobytes())
+        return sha.hexdigest()
 
-    frames_a = sorted((tmp_path / "a").glob("MUSE.*.fits"))
+    frames_a = sorted(small_night.glob("MUSE.*.fits"))
     assert [f.name for f in frames_a] == sorted(f.name for f in (tmp_path / "b").glob("MUSE.*.fits"))
     assert all(digest(f) == digest(tmp_path / "b" / f.name) for f in frames_a)
-    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    manifest = json.loads((small_night / "manifest.json").read_text())
     kinds = sorted(e["kind"] for e in manifest["exposures"])
     assert kinds == ["OBJECT", "SKY", "STD"]
     files = {f.name for f in frames_a}
     assert {e["file"] for e in manifest["exposures"]} <= files
     assert set(sum(manifest["nights"][0]["calibrations"].values(), [])) <= files
     obj = next(e for e in manifest["exposures"] if e["kind"] == "OBJECT")
-    with fits.open(tmp_path / "a" / obj["file"]) as hdul:
+    with fits.open(small_night / obj["file"]) as hdul:
         assert hdul[0].header["HIERARCH ESO DPR TYPE"] == "OBJECT"
         assert [h.header["HIERARCH ESO DET CHIP LIVE"] for h in hdul[1:]] == [True] + [False] * 23
         assert hdul["CHAN01"].data.shape == (4240, 4224)
     assert obj["target"] in manifest["scenes"]
+
+
+def test_association_files_nest_like_the_archive_and_agree_with_the_rules(small_night, tmp_path, capsys):
+    """raw2raw/raw2master beside each science frame; the planner's header rules choose the same frames."""
+    from muse_operators.associate.xml import flatten, parse_association
+    from muse_operators.synthetic.archive import write_association_files
+
+    raw = tmp_path / "raw"
+    shutil.copytree(small_night, raw)
+    manifest = json.loads((raw / "manifest.json").read_text())
+    statics = {fits.getval(p, "HIERARCH ESO PRO CATG"): p for p in (raw / "static").glob("*.fits")}
+    written = write_association_files(raw, manifest, statics)
+    assert len(written) == 2 * len(manifest["exposures"])
+    obj = next(e for e in manifest["exposures"] if e["kind"] == "OBJECT")
+    tree = parse_association(raw / obj["file"].replace(".fits", "_raw2raw.xml"))
+    assert tree.mode == "Raw2Raw" and tree.main_names == (obj["file"][:-5],)
+    files = {f.name: f for f in flatten(tree)}
+    calibrations = manifest["nights"][0]["calibrations"]
+    assert set(files) == {n[:-5] for names in calibrations.values() for n in names} | {
+        e["file"][:-5] for e in manifest["exposures"] if e["kind"] == "STD"}
+    a_bias = calibrations["BIAS"][0][:-5]
+    assert {"SCIENCE/BIAS", "SCIENCE/SKYFLAT/BIAS"} <= {"/".join(p.path) for p in files[a_bias].placements}
+    masters = parse_association(raw / obj["file"].replace(".fits", "_raw2master.xml"))
+    assert {f.category for f in flatten(masters)} == set(statics)
+    capsys.readouterr()
+    code = main(["plan", str(raw), str(tmp_path / "out"), "--config", str(_own_calibrations(tmp_path))])
+    report = capsys.readouterr().out
+    assert code == 0, report
+    assert "XML disagreement" not in report
+
+
+def _own_calibrations(tmp_path):
+    path = tmp_path / "own.json"
+    path.write_text(json.dumps({"global": {"using_ESO_Calibration": False}}))
+    return path

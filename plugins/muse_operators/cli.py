@@ -99,19 +99,23 @@ def airflow_command() -> list[str]:
     return [str(candidate)] if candidate.exists() else ["airflow"]
 
 
+DEMO_CONFIG = {"global": {"using_ESO_Calibration": False}}  # the synthetic night has raw calibrations only
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The main job: write a synthetic night, reduce it with the muse_reduce DAG, say where products are."""
-    from .synthetic.night import write_calibration_night
+    """The main job: write a synthetic night, reduce it with the muse_reduce DAG, say where the cubes are."""
+    from .synthetic.night import write_night
 
     workdir = Path(args.workdir).absolute()
     raw_dir, out_dir, airflow_home = workdir / "raw", workdir / "reduced", workdir / "airflow"
     started = time.monotonic()
     if not any(raw_dir.glob("MUSE.*.fits")):
-        print(f"writing a synthetic calibration night (IFUs {args.ifus}) to {raw_dir}", flush=True)
-        write_calibration_night(raw_dir, args.ifus, seed=args.seed)
+        print(f"writing a synthetic MUSE night (IFUs {args.ifus}, {args.exposures} exposures) to {raw_dir}", flush=True)
+        write_night(raw_dir, args.ifus, exposures=args.exposures, seed=args.seed)
+    written = time.monotonic()
     env = airflow_environment(airflow_home)
     subprocess.run([*airflow_command(), "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
-    conf = {"raw_dir": str(raw_dir), "output_dir": str(out_dir), "ifus": args.ifus}
+    conf = {"raw_dir": str(raw_dir), "output_dir": str(out_dir), "ifus": args.ifus, "config": DEMO_CONFIG}
     log_path = workdir / "muse_reduce.log"
     print(f"running the muse_reduce DAG (airflow dags test), log: {log_path}", flush=True)
     with log_path.open("w") as log:
@@ -124,13 +128,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"muse_reduce FAILED after {elapsed:.0f} s; see {log_path}", file=sys.stderr)
         return 1
     products = sorted(out_dir.rglob("*.fits"))
-    print(f"muse_reduce succeeded in {elapsed:.0f} s; {len(products)} products under {out_dir}:")
-    for product in products:
-        print(f"  {product.relative_to(out_dir)}")
-    finals = [p for p in products if p.name.startswith(("DATACUBE_FINAL", "TWILIGHT_CUBE"))]
-    for final in finals:
-        print(f"cube: {final}")
-    return 0
+    print(f"muse_reduce succeeded: {len(products)} products under {out_dir}; "
+          f"{written - started:.0f} s writing data, {time.monotonic() - written:.0f} s reducing")
+    cubes = [p for p in products if p.name.startswith("DATACUBE_FINAL")]
+    for cube in cubes:
+        kind = "combined cube" if cube.parent.name == "exp_combine" else "exposure cube"
+        print(f"{kind}: {cube}")
+    return 0 if cubes else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,7 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="reduce the bundled synthetic data with the muse_reduce DAG")
     demo.add_argument("--workdir", default="demo", help="where raw data, products and Airflow's state go")
-    demo.add_argument("--ifus", type=_ifu_list, default=[1], help="comma-separated IFUs to simulate")
+    demo.add_argument("--ifus", type=_ifu_list, default=[1, 2, 3],
+                      help="comma-separated IFUs to simulate (muse_standard needs >= 3 around the star)")
+    demo.add_argument("--exposures", type=int, default=2, help="OBJECT exposures of the OB")
     demo.add_argument("--seed", type=int, default=1)
     demo.set_defaults(func=cmd_demo)
 
