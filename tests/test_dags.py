@@ -52,3 +52,25 @@ def test_muse_reduce_makes_a_master_bias_per_ifu(run_dag, bias_raw, tmp_path):
     assert fits.getval(masters[0], "HIERARCH ESO PRO CATG") == "MASTER_BIAS"
     assert (out / "plan.json").is_file()
     assert checksums(bias_raw) == before
+
+
+@pytest.mark.container
+@pytest.mark.airflow
+def test_a_failed_recipe_fails_the_run_but_not_its_siblings(run_dag, tmp_path):
+    """IFU 2's biases disagree on the chip: its muse_bias fails, IFU 1's finishes, the run ends failed."""
+    from muse_operators.synthetic.raw_frames import write_bias_set
+
+    raw = tmp_path / "raw"
+    raw.mkdir(mode=0o755)
+    paths = write_bias_set(raw, [1, 2], count=3, seed=21)
+    with fits.open(paths[1], mode="update") as hdul:  # one frame of the set claims another CCD on IFU 2
+        hdul["CHAN02"].header["HIERARCH ESO DET CHIP NAME"] = "OTHERCCD"
+    for path in paths:
+        path.chmod(0o444)
+    out = tmp_path / "reduced"
+    result = run_dag("muse_reduce", {"raw_dir": str(raw), "output_dir": str(out), "ifus": [1, 2]})
+    assert result.returncode != 0, "a run with a failed recipe must not end successfully"
+    log = result.stdout + result.stderr
+    assert "1 of 2 planned steps did not finish" in log and "bias.2023-12-22T12-00-00.02" in log
+    assert sorted(p.name for p in out.rglob("MASTER_BIAS-*.fits")) == ["MASTER_BIAS-01.fits"]
+    assert "different chip setup" in log or "CHIP" in log  # the esorex log tail reached the task log
