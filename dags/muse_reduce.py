@@ -18,8 +18,14 @@ import pendulum
 from airflow.sdk import DAG, Param, task
 from airflow.sdk import TriggerRule
 
+from muse_operators.config.form import form_fields
 from muse_operators.operators.esorex import EsorexOperator
 from muse_operators.plan import PYTHON_STAGES, STAGES
+
+# The trigger form: every config key of config/schema.json as a field, grouped by section (package files,
+# not data: reading them at parse time costs milliseconds).
+CONFIG_FIELDS = {field.name: Param(field.default, description=field.description, section=f"config: {field.section}",
+                                   **field.schema) for field in form_fields()}
 
 with DAG(
     dag_id="muse_reduce",
@@ -34,7 +40,9 @@ with DAG(
         "output_dir": Param("", type="string", minLength=1, description="directory for products"),
         "ifus": Param(None, type=["null", "array"], items={"type": "integer", "minimum": 1, "maximum": 24},
                       description="IFUs to reduce (null: every IFU with data)"),
-        "config": Param({}, type="object", description="MUSEreduce-style configuration (config/schema.json)"),
+        "config": Param({}, type="object", description="a whole MUSEreduce-style configuration (config/schema.json) "
+                        "as the base; the fields below override it where they differ from their defaults"),
+        **CONFIG_FIELDS,
     },
 ) as dag:
 
@@ -49,7 +57,10 @@ with DAG(
         assert params is not None
         index = os.environ.get("MUSE_HEADER_INDEX") or str(
             Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "muse_header_index.sqlite")
-        reduction = plan_reduction(params["raw_dir"], params["output_dir"], params.get("config") or None,
+        from muse_operators.config.form import config_from_form
+
+        config = config_from_form(params, params.get("config") or {})
+        reduction = plan_reduction(params["raw_dir"], params["output_dir"], config or None,
                                    params.get("ifus"), index_path=index)
         print("\n".join(reduction.describe()))
         if reduction.errors:

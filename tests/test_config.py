@@ -319,3 +319,34 @@ def test_config_layer_does_not_import_airflow():
     code = ("import sys; from muse_operators.config import load_config; load_config(None); "
             "sys.exit(any(m == 'airflow' or m.startswith('airflow.') for m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
+
+
+def test_the_trigger_form_has_every_config_key_with_its_default():
+    """The muse_reduce form is generated from the schema: every key a field, the defaults untouched."""
+    from muse_operators.config.form import config_from_form, form_fields
+    from muse_operators.config.load import read_json
+    from muse_operators.config.paths import defaults_path
+
+    fields = {f.name: f for f in form_fields()}
+    defaults = read_json(defaults_path())
+    assert set(fields) == {f"{s}__{k}" for s, keys in defaults.items() for k in keys}
+    assert fields["sky__modified"].schema["type"] == "boolean" and fields["sky__modified"].default is False
+    assert fields["global__n_CPU"].schema["type"] == "integer" and fields["global__n_CPU"].default == -1
+    submitted = {name: f.default for name, f in fields.items()}
+    assert config_from_form(submitted) == {}  # an untouched form changes nothing
+    submitted["sky__modified"] = True
+    base = {"global": {"using_ESO_Calibration": False}, "sky": {"sky_field": "object"}}
+    assert config_from_form(submitted, base) == {"global": {"using_ESO_Calibration": False},
+                                                 "sky": {"sky_field": "object", "modified": True}}
+    assert load_config(config_from_form(submitted, base)).get_path("sky.modified") is True
+
+
+def test_the_dag_offers_the_form_fields_as_params():
+    import runpy
+
+    dag = runpy.run_path(str(REPO / "dags" / "muse_reduce.py"))["dag"]
+    from muse_operators.config.form import form_fields
+
+    for field in form_fields():
+        param = dag.params.get_param(field.name)
+        assert param.value == field.default and param.schema["section"] == f"config: {field.section}"
