@@ -136,7 +136,7 @@ def small_night(tmp_path_factory):
     return root / "a"
 
 
-SMALL_NIGHT_ARGS = ["--ifus", "1", "--exposures", "1", "--seed", "7"]
+SMALL_NIGHT_ARGS = ["--ifus", "1", "--exposures", "1", "--seed", "7", "--illum", "--extra-statics"]
 
 
 def test_demo_data_is_deterministic_and_has_a_manifest(small_night, tmp_path, capsys):
@@ -204,3 +204,24 @@ def _own_calibrations(tmp_path):
     path = tmp_path / "own.json"
     path.write_text(json.dumps({"global": {"using_ESO_Calibration": False}}))
     return path
+
+
+def test_optional_calibrations_have_the_pipeline_formats(small_night, tmp_path):
+    """ILLUM (attached flat), DARK, BADPIX_TABLE and ASTROMETRY_WCS: the keywords and columns the recipes read."""
+    from muse_operators.synthetic.calibration_frames import write_dark_set
+
+    manifest = json.loads((small_night / "manifest.json").read_text())
+    (illum,) = manifest["nights"][0]["calibrations"]["ILLUM"]
+    header = fits.getheader(small_night / illum)
+    assert header["HIERARCH ESO DPR TYPE"] == "FLAT,LAMP,ILLUM" and header["HIERARCH ESO DPR CATG"] == "CALIB"
+    first_object = min(e["mjd_obs"] for e in manifest["exposures"] if e["kind"] == "OBJECT")
+    assert 0 < first_object - header["MJD-OBS"] < 0.5 / 24, "the attached flat comes just before the OB"
+    darks = write_dark_set(tmp_path, [1], count=3, seed=1)
+    headers = [fits.getheader(d) for d in darks]
+    assert [h["HIERARCH ESO DPR TYPE"] for h in headers] == ["DARK"] * 3
+    assert {h["HIERARCH ESO TPL NEXP"] for h in headers} == {3} and {h["EXPTIME"] for h in headers} == {1800.0}
+    with fits.open(small_night / "static" / "badpix_table.fits") as hdul:
+        assert hdul[0].header["HIERARCH ESO PRO CATG"] == "BADPIX_TABLE"
+        assert hdul["CHAN01"].columns.names == ["xpos", "ypos", "status", "value"]
+    wcs_header = fits.getheader(small_night / "static" / "astrometry_wcs_wfm.fits")
+    assert wcs_header["HIERARCH ESO PRO CATG"] == "ASTROMETRY_WCS" and wcs_header["CD2_2"] == pytest.approx(0.2 / 3600)

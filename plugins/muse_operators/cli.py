@@ -58,7 +58,8 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     night = write_night(Path(args.outdir), args.ifus, obs=args.obs, exposures=args.exposures, nights=args.nights,
-                        seed=args.seed, ins_mode=args.mode, darks=args.darks, science=not args.calibrations_only)
+                        seed=args.seed, ins_mode=args.mode, darks=args.darks, science=not args.calibrations_only,
+                        illum=args.illum, extra_statics=args.extra_statics)
     for tag, paths in night.frames.items():
         print(f"{tag:<8} {len(paths)} frames")
     for catg, path in night.statics.items():
@@ -162,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                                "NFM-AO-N"], help="INS MODE of every frame")
     data.add_argument("--darks", action="store_true", help="also a DARK template per night")
     data.add_argument("--calibrations-only", action="store_true", help="no OBJECT/SKY/STD frames")
+    data.add_argument("--illum", action="store_true", help="also an attached lamp flat (FLAT,LAMP,ILLUM) per night")
+    data.add_argument("--extra-statics", action="store_true", help="also BADPIX_TABLE and ASTROMETRY_WCS")
     data.set_defaults(func=cmd_demo_data)
 
     plan = sub.add_parser("plan", help="print the reduction plan for a raw directory")

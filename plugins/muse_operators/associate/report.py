@@ -53,14 +53,18 @@ def xml_choice(files: Iterable[AssociatedFile], tag: str) -> set[str]:
 
 
 def compare(rules: RuleAssociation, xml_files: list[AssociatedFile]) -> list[Disagreement]:
-    """Tags where the set of files chosen by the rules differs from the archive's direct associations."""
+    """Tags where the set of files chosen by the rules differs from the archive's direct associations.
+
+    Only tags the rules decided are compared: with own calibrations the archive's processed masters are
+    not wanted, and a static ASTROMETRY_WCS is chosen with the other statics, not per exposure.
+    """
     found = []
     for tag in COMPARED_TAGS:
         choice = rules.choices.get(tag)
-        from_rules = {archive_name(p) for p in choice.paths} if choice else set()
-        from_xml = xml_choice(xml_files, tag)
-        if choice is None and not from_xml:
+        if choice is None:
             continue
+        from_rules = {archive_name(p) for p in choice.paths}
+        from_xml = xml_choice(xml_files, tag)
         if from_rules != from_xml:
             found.append(Disagreement(rules.exposure.path, tag, tuple(sorted(from_rules - from_xml)),
                                       tuple(sorted(from_xml - from_rules))))

@@ -28,7 +28,7 @@ from astropy.time import Time
 from ..associate.xml import archive_name
 
 # For each calibration kind: what the archive nests under it (what its own reduction needs).
-RAW_NEEDS = {"BIAS": (), "FLAT": ("BIAS",), "ARC": ("BIAS", "FLAT"), "SKYFLAT": ("BIAS", "FLAT", "ARC"),
+RAW_NEEDS = {"BIAS": (), "FLAT": ("BIAS",), "ILLUM": ("BIAS",), "ARC": ("BIAS", "FLAT"), "SKYFLAT": ("BIAS", "FLAT", "ARC"),
              "DARK": ("BIAS",), "STD": ("BIAS", "FLAT", "ARC", "SKYFLAT")}
 MERGED_CATEGORIES = ("MASTER_BIAS", "MASTER_DARK", "MASTER_FLAT", "TRACE_TABLE", "WAVECAL_TABLE", "LSF_PROFILE")
 SINGLE_CATEGORIES = ("TWILIGHT_CUBE", "STD_RESPONSE", "STD_TELLURIC")
@@ -79,7 +79,7 @@ def write_association_files(raw_dir: Path, manifest: Mapping, statics: Mapping[s
         name = archive_name(exposure["file"])
         root = _association(None, "SCIENCE" if exposure["kind"] != "STD" else "STD",
                             [(exposure["kind"], name)], None, mode="Raw2Raw")
-        for kind in ("BIAS", "DARK", "FLAT", "ARC", "SKYFLAT", "STD"):
+        for kind in ("BIAS", "DARK", "FLAT", "ARC", "SKYFLAT", "ILLUM", "STD"):
             if calibrations.get(kind) and (kind != "STD" or exposure["kind"] != "STD"):
                 _nest(root.find("associatedFiles"), kind, calibrations)  # type: ignore[arg-type]
         written.append(_write(root, raw_dir / f"{name}_raw2raw.xml"))

@@ -36,7 +36,7 @@ class NightFiles:
 
 
 def _calibration_day(raw_dir: Path, ifus: Sequence[int], night: int, seed: int, darks: bool,
-                     ins_mode: str) -> dict[str, list[Path]]:
+                     ins_mode: str, illum: bool) -> dict[str, list[Path]]:
     day = NIGHT0_MJD + night + CALIBRATION_DAY_OFFSET  # 12:00 UTC before the night
     frames = {"BIAS": write_bias_set(raw_dir, ifus, count=3, seed=seed, mjd_start=day),
               "FLAT": write_flat_set(raw_dir, ifus, seed=seed + 1, bias_seed=seed, mjd_start=day + 0.02,
@@ -47,12 +47,17 @@ def _calibration_day(raw_dir: Path, ifus: Sequence[int], night: int, seed: int, 
                                            ins_mode=ins_mode)}
     if darks:
         frames["DARK"] = write_dark_set(raw_dir, ifus, seed=seed + 4, bias_seed=seed, mjd_start=day + 0.08)
+    if illum:  # the attached lamp flat ESO takes with each OB; one, just before the night's first OB
+        frames["ILLUM"] = write_flat_set(raw_dir, ifus, count=1, seed=seed + 5, bias_seed=seed,
+                                         mjd_start=day + 0.5 + 0.2 / 24.0, ins_mode=ins_mode,
+                                         dpr_type="FLAT,LAMP,ILLUM")
     return frames
 
 
 def write_night(raw_dir: Path, ifus: Sequence[int] = (1, 2, 3), obs: int = 1, exposures: int = 2, nights: int = 1,
                 seed: int = 1, ins_mode: str = "WFM-NOAO-N", darks: bool = False, sky: bool = True,
-                standard: bool = True, science: bool = True) -> NightFiles:
+                standard: bool = True, science: bool = True, illum: bool = False,
+                extra_statics: bool = False) -> NightFiles:
     """Write ``nights`` nights into ``raw_dir`` (world-readable: the recipes run as an unprivileged user)."""
     ifus = sorted(set(ifus) | {1})
     if any(not 1 <= ifu <= 24 for ifu in ifus):
@@ -63,7 +68,7 @@ def write_night(raw_dir: Path, ifus: Sequence[int] = (1, 2, 3), obs: int = 1, ex
                       "nights": [], "scenes": {}, "exposures": []}
     for night in range(nights):
         night_seed = seed + 100 * night
-        calibrations = _calibration_day(raw_dir, ifus, night, night_seed, darks, ins_mode)
+        calibrations = _calibration_day(raw_dir, ifus, night, night_seed, darks, ins_mode, illum)
         for tag, paths in calibrations.items():
             files.frames.setdefault(tag, []).extend(paths)
         manifest["nights"].append({"night": night, "calibrations": {t: [p.name for p in ps]
@@ -85,7 +90,7 @@ def write_night(raw_dir: Path, ifus: Sequence[int] = (1, 2, 3), obs: int = 1, ex
                 "pointing_error_arcsec": list(exposure.pointing_error_arcsec), "exptime": exposure.observation.exptime,
                 "airmass": exposure.observation.airmass, "psf_fwhm_arcsec": exposure.observation.psf.fwhm_arcsec,
                 "psf_beta": exposure.observation.psf.beta})
-    files.statics = write_static_calibrations(raw_dir / "static", ifus)
+    files.statics = write_static_calibrations(raw_dir / "static", ifus, extra=extra_statics)
     files.manifest = raw_dir / "manifest.json"
     files.manifest.write_text(json.dumps(manifest, indent=1))
     for directory in (raw_dir, raw_dir / "static"):

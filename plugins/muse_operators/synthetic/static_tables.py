@@ -8,7 +8,11 @@ project is built, so they are written here in the layouts the recipes read (colu
 * EXTINCT_TABLE: atmospheric extinction (muse_standard, muse_create_sky, muse_scipost);
 * STD_FLUX_TABLE: reference spectra of standard stars (muse_standard);
 * SKY_LINES: sky emission lines (muse_create_sky, muse_scipost's sky model);
-* FILTER_LIST: filter curves, one extension per filter named exactly as ``--filter`` names it.
+* FILTER_LIST: filter curves, one extension per filter named exactly as ``--filter`` names it;
+* optional (``extra_statics``): BADPIX_TABLE (a few bad columns per CCD, raw coordinates) and
+  ASTROMETRY_WCS (a bare header with the synthetic instrument's exact WCS: 0.2"/spaxel, no rotation).
+  The end-to-end tests run without them; VIGNETTING_MASK is not written (ESO's rules use it only for
+  sky flats taken before 2017-03-11, and the synthetic nights are later).
 
 Every file's primary header carries ``INSTRUME = MUSE`` and ``ESO PRO CATG``, which is how ESO's
 rules (and :mod:`muse_operators.classify`) recognise a static calibration. The curves (extinction,
@@ -180,3 +184,28 @@ def write_filter_list(path: Path) -> Path:
         hdus.append(_table([fits.Column("lambda", "D", unit="Angstrom", array=lam),
                             fits.Column("throughput", "D", array=filter_throughput(name, lam))], name))
     return _write(path, hdus)
+
+
+def write_badpix_table(path: Path, ifus: Sequence[int]) -> Path:
+    """BADPIX_TABLE: one extension per CHANnn with xpos, ypos (untrimmed raw pixels), status, value."""
+    hdus: list = [_primary("BADPIX_TABLE", "Synthetic bad pixels: two hot pixels per CCD.")]
+    for ifu in sorted(set(ifus)):
+        xs, ys = [1000 + ifu, 3000 + ifu], [1500, 2500]
+        table = _table([fits.Column("xpos", "J", unit="pix", array=xs),
+                        fits.Column("ypos", "J", unit="pix", array=ys),
+                        fits.Column("status", "J", array=[1 << 6, 1 << 6]),  # Euro3D: hot pixel
+                        fits.Column("value", "E", unit="count", array=[0.0, 0.0])], f"CHAN{ifu:02d}")
+        hdus.append(table)
+    return _write(path, hdus)
+
+
+def write_astrometry_wcs(path: Path) -> Path:
+    """ASTROMETRY_WCS: a bare header (no data) holding the WFM astrometric solution (muse_astrometry's product)."""
+    primary = _primary("ASTROMETRY_WCS", "Synthetic WFM astrometry: the exact default.")
+    header = primary.header
+    header["HIERARCH ESO INS OPTI2 NAME"] = "WFM"
+    for key, value in (("WCSAXES", 2), ("CRPIX1", 0.0), ("CRPIX2", 0.0), ("CD1_1", -0.2 / 3600), ("CD1_2", 0.0),
+                       ("CD2_1", 0.0), ("CD2_2", 0.2 / 3600), ("CTYPE1", "RA---TAN"), ("CTYPE2", "DEC--TAN"),
+                       ("CUNIT1", "deg"), ("CUNIT2", "deg")):
+        header[key] = value
+    return _write(path, [primary])
