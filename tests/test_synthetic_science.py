@@ -225,3 +225,28 @@ def test_optional_calibrations_have_the_pipeline_formats(small_night, tmp_path):
         assert hdul["CHAN01"].columns.names == ["xpos", "ypos", "status", "value"]
     wcs_header = fits.getheader(small_night / "static" / "astrometry_wcs_wfm.fits")
     assert wcs_header["HIERARCH ESO PRO CATG"] == "ASTROMETRY_WCS" and wcs_header["CD2_2"] == pytest.approx(0.2 / 3600)
+
+
+@pytest.mark.container
+def test_fpacked_frames_are_planned_and_reduced_like_plain_ones(esorex_image, tmp_path, capsys):
+    """--fz writes MUSE.*.fits.fz as the archive ships them: pixels unchanged, planned, read by the recipes."""
+    from muse_operators.synthetic.fpack import fpack
+    from muse_operators.synthetic.raw_frames import write_bias_set
+
+    from .recipe_runner import run_recipe
+
+    raw = tmp_path / "raw"
+    raw.mkdir(mode=0o755)
+    plain = write_bias_set(raw, [1], count=3, seed=9)
+    pixels = fits.getdata(plain[0], "CHAN01")
+    packed = [fpack(p) for p in plain]
+    assert [p.name for p in packed] == [p.name + ".fz" for p in plain] and not any(p.exists() for p in plain)
+    assert np.array_equal(fits.getdata(packed[0], "CHAN01"), pixels)
+    assert packed[0].stat().st_size < 0.5 * pixels.nbytes
+    capsys.readouterr()
+    assert main(["plan", str(raw), str(tmp_path / "out"), "--config", str(_own_calibrations(tmp_path))]) == 0
+    assert "muse_bias --nifu=1" in capsys.readouterr().out
+    run = run_recipe(esorex_image, "muse_bias", [(p, "BIAS") for p in packed], tmp_path / "master",
+                     {"nifu": 1}, expected=["MASTER_BIAS"])
+    master = fits.getdata(run.products["MASTER_BIAS"][0], "DATA")
+    assert master.shape == (4112, 4096) and abs(float(np.median(master))) < 1.0

@@ -60,6 +60,10 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     night = write_night(Path(args.outdir), args.ifus, obs=args.obs, exposures=args.exposures, nights=args.nights,
                         seed=args.seed, ins_mode=args.mode, darks=args.darks, science=not args.calibrations_only,
                         illum=args.illum, extra_statics=args.extra_statics)
+    if args.fz:
+        from .synthetic.fpack import fpack_night
+
+        fpack_night(night.raw_dir)
     for tag, paths in night.frames.items():
         print(f"{tag:<8} {len(paths)} frames")
     for catg, path in night.statics.items():
@@ -165,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--calibrations-only", action="store_true", help="no OBJECT/SKY/STD frames")
     data.add_argument("--illum", action="store_true", help="also an attached lamp flat (FLAT,LAMP,ILLUM) per night")
     data.add_argument("--extra-statics", action="store_true", help="also BADPIX_TABLE and ASTROMETRY_WCS")
+    data.add_argument("--fz", action="store_true", help="fpack-compress the raw frames (MUSE.*.fits.fz, RICE_1)")
     data.set_defaults(func=cmd_demo_data)
 
     plan = sub.add_parser("plan", help="print the reduction plan for a raw directory")
