@@ -225,6 +225,9 @@ def test_optional_calibrations_have_the_pipeline_formats(small_night, tmp_path):
         assert hdul["CHAN01"].columns.names == ["xpos", "ypos", "status", "value"]
     wcs_header = fits.getheader(small_night / "static" / "astrometry_wcs_wfm.fits")
     assert wcs_header["HIERARCH ESO PRO CATG"] == "ASTROMETRY_WCS" and wcs_header["CD2_2"] == pytest.approx(0.2 / 3600)
+    with fits.open(small_night / "static" / "vignetting_mask.fits") as hdul:
+        assert hdul[0].header["HIERARCH ESO PRO CATG"] == "VIGNETTING_MASK"
+        assert hdul[0].data.dtype == np.uint8 and 0 < hdul[0].data.sum() < hdul[0].data.size
 
 
 @pytest.mark.container

@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--darks", action="store_true", help="also a DARK template per night")
     data.add_argument("--calibrations-only", action="store_true", help="no OBJECT/SKY/STD frames")
     data.add_argument("--illum", action="store_true", help="also an attached lamp flat (FLAT,LAMP,ILLUM) per night")
-    data.add_argument("--extra-statics", action="store_true", help="also BADPIX_TABLE and ASTROMETRY_WCS")
+    data.add_argument("--extra-statics", action="store_true", help="also BADPIX_TABLE, ASTROMETRY_WCS and VIGNETTING_MASK")
     data.add_argument("--fz", action="store_true", help="fpack-compress the raw frames (MUSE.*.fits.fz, RICE_1)")
     data.set_defaults(func=cmd_demo_data)
 

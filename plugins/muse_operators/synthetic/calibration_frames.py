@@ -29,8 +29,8 @@ from .headers import PARANAL, FrameSpec
 from .lamps import ARC_LAMPS, CONTINUUM_LAMPS, arc_spectrum, lamp_keywords, wavelength, write_line_catalog
 from .raw_frames import bias_structure, write_raw
 from .slices import pixel_response, slice_geometry
-from .static_tables import (write_astrometry_wcs, write_badpix_table, write_extinction_table, write_filter_list, write_geometry_table, write_std_flux_table,
-                            write_sky_lines)
+from .static_tables import (write_astrometry_wcs, write_badpix_table, write_extinction_table, write_filter_list,
+                            write_geometry_table, write_sky_lines, write_std_flux_table, write_vignetting_mask)
 
 FLAT_EXPTIME = 10.0  # s
 ARC_EXPTIME = 10.0  # s, the same for every lamp: catalog fluxes are per exposure
@@ -174,10 +174,12 @@ def write_dark_set(outdir: Path, ifus: Sequence[int], count: int = 3, seed: int 
 def write_static_calibrations(outdir: Path, ifus: Sequence[int], extra: bool = False) -> dict[str, Path]:
     """Every static table the chain needs, by ESO PRO CATG; GEOMETRY_TABLE covers ``ifus``.
 
-    ``extra`` adds BADPIX_TABLE and ASTROMETRY_WCS (optional inputs; the end-to-end tests run without them).
+    ``extra`` adds BADPIX_TABLE, ASTROMETRY_WCS and VIGNETTING_MASK (optional inputs; the end-to-end tests
+    run without them).
     """
     optional = {"BADPIX_TABLE": write_badpix_table(outdir / "badpix_table.fits", ifus),
-                "ASTROMETRY_WCS": write_astrometry_wcs(outdir / "astrometry_wcs_wfm.fits")} if extra else {}
+                "ASTROMETRY_WCS": write_astrometry_wcs(outdir / "astrometry_wcs_wfm.fits"),
+                "VIGNETTING_MASK": write_vignetting_mask(outdir / "vignetting_mask.fits")} if extra else {}
     return {**optional,
         "LINE_CATALOG": write_line_catalog(outdir / "line_catalog.fits"),
         "GEOMETRY_TABLE": write_geometry_table(outdir / "geometry_table_wfm.fits", ifus),

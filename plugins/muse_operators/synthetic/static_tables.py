@@ -9,10 +9,11 @@ project is built, so they are written here in the layouts the recipes read (colu
 * STD_FLUX_TABLE: reference spectra of standard stars (muse_standard);
 * SKY_LINES: sky emission lines (muse_create_sky, muse_scipost's sky model);
 * FILTER_LIST: filter curves, one extension per filter named exactly as ``--filter`` names it;
-* optional (``extra_statics``): BADPIX_TABLE (a few bad columns per CCD, raw coordinates) and
-  ASTROMETRY_WCS (a bare header with the synthetic instrument's exact WCS: 0.2"/spaxel, no rotation).
-  The end-to-end tests run without them; VIGNETTING_MASK is not written (ESO's rules use it only for
-  sky flats taken before 2017-03-11, and the synthetic nights are later).
+* optional (``extra_statics``): BADPIX_TABLE (a few bad columns per CCD, raw coordinates),
+  ASTROMETRY_WCS (a bare header with the synthetic instrument's exact WCS: 0.2"/spaxel, no rotation) and
+  VIGNETTING_MASK (a mask image over the field, its lower-left corner flagged; muse_twilight adapts it to
+  the cube's size). The end-to-end tests run without them; ESO's rules give VIGNETTING_MASK only to sky
+  flats taken before 2017-03-11, and the synthetic nights are later.
 
 Every file's primary header carries ``INSTRUME = MUSE`` and ``ESO PRO CATG``, which is how ESO's
 rules (and :mod:`muse_operators.classify`) recognise a static calibration. The curves (extinction,
@@ -208,4 +209,15 @@ def write_astrometry_wcs(path: Path) -> Path:
                        ("CD2_1", 0.0), ("CD2_2", 0.2 / 3600), ("CTYPE1", "RA---TAN"), ("CTYPE2", "DEC--TAN"),
                        ("CUNIT1", "deg"), ("CUNIT2", "deg")):
         header[key] = value
+    return _write(path, [primary])
+
+
+def write_vignetting_mask(path: Path) -> Path:
+    """VIGNETTING_MASK: an 8-bit mask image in the primary HDU (``muse_mask_load``), 1 = vignetted."""
+    mask = np.zeros((300, 300), dtype=np.uint8)
+    mask[:20, :40] = 1  # the WFM field's lower-left corner, where the real instrument was vignetted
+    primary = fits.PrimaryHDU(data=mask)
+    primary.header["INSTRUME"] = "MUSE"
+    primary.header["HIERARCH ESO PRO CATG"] = "VIGNETTING_MASK"
+    primary.header["COMMENT"] = "Synthetic WFM vignetting mask (format only)."
     return _write(path, [primary])
