@@ -8,7 +8,7 @@ exposure, a standard star) is reduced twice:
 * ``eso``: the first exposure again, from ESO-style processed masters exported from ``own``
   (``using_ESO_Calibration``), with the modified sky subtraction (Zeidler et al. 2019).
 
-All tests of this module share the two reductions and run in one xdist worker (group ``science``).
+All tests of this module share the two reductions and run in one xdist worker (``--dist loadscope``).
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from muse_operators.synthetic.static_tables import SKY_LINE_LIST
 
 from .conftest import checksums
 
-pytestmark = [pytest.mark.container, pytest.mark.airflow, pytest.mark.xdist_group("science")]
+pytestmark = [pytest.mark.container, pytest.mark.airflow]
 IFUS = [1, 2, 3]
 
 
