@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from astropy.io import fits
 
+from muse_operators.products import categorise
 from muse_operators.synthetic import measure
 from muse_operators.synthetic.archive import export_eso_masters, write_association_files
 from muse_operators.synthetic.night import write_night
@@ -94,13 +95,8 @@ def _exposure_name(plan: dict, raw_file: str) -> tuple[str, str]:
 
 
 def _products(run: dict, stage: str, catg: str) -> list[Path]:
-    found = []
-    for step in run["plan"]["steps"]:
-        if step["stage"] == stage:
-            for path in sorted(Path(step["output_dir"]).glob("*.fits")):
-                if fits.getval(path, "HIERARCH ESO PRO CATG") == catg:
-                    found.append(path)
-    return found
+    return [Path(p) for step in run["plan"]["steps"] if step["stage"] == stage
+            for p in categorise(Path(step["output_dir"]).glob("*.fits")).get(catg, [])]
 
 
 def test_every_planned_recipe_ran_and_published_its_products(own):
@@ -110,7 +106,7 @@ def test_every_planned_recipe_ran_and_published_its_products(own):
                       "exp_align", "exp_combine"}
     for step in own["plan"]["steps"]:
         for catg in step["expected_products"]:
-            made = [p for p in Path(step["output_dir"]).glob("*.fits") if fits.getval(p, "HIERARCH ESO PRO CATG") == catg]
+            made = categorise(Path(step["output_dir"]).glob("*.fits")).get(catg)
             assert made, f"{step['name']}: no {catg} in {step['output_dir']}"
     assert own["raw_unchanged"], "raw data must be byte-identical after the reduction"
     print(f"own-calibration reduction: {own['seconds']:.0f} s")

@@ -13,10 +13,9 @@ from astropy.coordinates import SkyCoord
 from astropy.io import fits
 
 from muse_operators.cli import main
-from muse_operators.synthetic.headers import primary_header
-from muse_operators.synthetic.scene import (Moffat, PointSource, Scene, atmosphere, response, science_scene)
-from muse_operators.synthetic.schedule import (DITHERS_ARCSEC, SHORT_EXPTIME, SKY_OFFSET_ARCSEC, lst_deg,
-                                               night_schedule)
+from muse_operators.synthetic.headers import lst_deg, primary_header
+from muse_operators.synthetic.scene import Moffat, PointSource, Scene, atmosphere, response, science_scene
+from muse_operators.synthetic.schedule import DITHERS_ARCSEC, SHORT_EXPTIME, SKY_OFFSET_ARCSEC, night_schedule
 from muse_operators.synthetic.sky_frames import (PIXEL_AREA_ARCSEC2, Observation, Pointing, field_wcs,
                                                  render_ifu)
 from muse_operators.synthetic.static_tables import STANDARD_STARS

@@ -26,6 +26,7 @@ from astropy.io import fits
 from astropy.time import Time
 
 from ..associate.xml import archive_name
+from ..products import categorise
 
 # For each calibration kind: what the archive nests under it (what its own reduction needs).
 RAW_NEEDS = {"BIAS": (), "FLAT": ("BIAS",), "ILLUM": ("BIAS",), "ARC": ("BIAS", "FLAT"), "SKYFLAT": ("BIAS", "FLAT", "ARC"),
@@ -96,7 +97,7 @@ def write_association_files(raw_dir: Path, manifest: Mapping, statics: Mapping[s
 _PER_IFU_KEYWORDS = re.compile(r"^(ESO DET (CHIP|OUT\d*) |ESO QC |ESO DRS )")
 
 
-def _merged_hdus(catg: str, per_ifu: Mapping[int, Path]) -> list:
+def _merged_hdus(per_ifu: Mapping[int, Path]) -> list:
     """All IFUs' HDUs of one category in one file: EXTNAME ``CHANnn.<EXTNAME>`` (``CHANnn.DATA``,
     ``CHANnn.LSF_PROFILE``), or ``CHANnn`` for the unnamed tables (TRACE_TABLE, WAVECAL_TABLE).
 
@@ -133,19 +134,19 @@ def export_eso_masters(plan_path: Path, dest: Path) -> dict[str, Path]:
     found: dict[str, dict[int, Path]] = {}
     singles: dict[str, Path] = {}
     for step in plan["steps"]:
-        out = Path(step["output_dir"])
+        made = categorise(Path(step["output_dir"]).glob("*.fits"))
         for catg in step["expected_products"]:
-            for product in sorted(out.glob("*.fits")):
-                if fits.getval(product, "HIERARCH ESO PRO CATG") != catg:
-                    continue
-                if catg in MERGED_CATEGORIES and step.get("ifu"):
-                    found.setdefault(catg, {}).setdefault(step["ifu"], product)
-                elif catg in SINGLE_CATEGORIES:
-                    singles.setdefault(catg, product)
+            if not made.get(catg):
+                continue
+            product = Path(made[catg][0])
+            if catg in MERGED_CATEGORIES and step.get("ifu"):
+                found.setdefault(catg, {}).setdefault(step["ifu"], product)
+            elif catg in SINGLE_CATEGORIES:
+                singles.setdefault(catg, product)
     dest.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     for catg, per_ifu in sorted(found.items()):
-        written[catg] = _publish(dest, catg, _merged_hdus(catg, per_ifu))
+        written[catg] = _publish(dest, catg, _merged_hdus(per_ifu))
     for catg, product in sorted(singles.items()):
         with fits.open(product) as hdul:
             written[catg] = _publish(dest, catg, [h.copy() for h in hdul])

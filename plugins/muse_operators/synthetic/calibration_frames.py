@@ -22,10 +22,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from astropy.time import Time
 
 from .detector import TRIMMED_SHAPE, ReadoutModel, read_out
-from .headers import PARANAL, FrameSpec
+from .headers import PARANAL, FrameSpec, lst_deg
 from .lamps import ARC_LAMPS, CONTINUUM_LAMPS, arc_spectrum, lamp_keywords, wavelength, write_line_catalog
 from .raw_frames import bias_structure, write_raw
 from .slices import pixel_response, slice_geometry
@@ -94,7 +93,7 @@ def arc_specs(per_lamp: int = 3, mjd_start: float = 60300.54, ins_mode: str = "W
 
 def skyflat_specs(count: int = 3, mjd_start: float = 60300.99, ins_mode: str = "WFM-NOAO-N") -> list[FrameSpec]:
     """Headers of a twilight-flat template: DPR FLAT,SKY, all lamps off, pointing at the zenith."""
-    ra = float(Time(mjd_start, format="mjd", scale="utc").sidereal_time("apparent", longitude=PARANAL["lon"]).deg)
+    ra = lst_deg(mjd_start)
     return _template("FLAT,SKY", count, mjd_start, [SKYFLAT_EXPTIME + 5.0 * i for i in range(count)],
                      [lamp_keywords([])] * count, "MUSE_wfm_cal_twiflat", target="SKY,FLAT", ra=round(ra, 5),
                      dec=PARANAL["lat"], ins_mode=ins_mode)

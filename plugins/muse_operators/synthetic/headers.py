@@ -17,6 +17,11 @@ from .detector import OVERSCAN, PORT_POSITIONS, PRESCAN, QUAD_NX, QUAD_NY, Reado
 PARANAL = {"lat": -24.6270, "lon": -70.4040, "elev": 2648.0}
 
 
+def lst_deg(mjd: float) -> float:
+    """Apparent local sidereal time at Paranal [deg] at UTC ``mjd``."""
+    return float(Time(mjd, format="mjd", scale="utc").sidereal_time("apparent", longitude=PARANAL["lon"]).deg)
+
+
 @dataclass(frozen=True)
 class FrameSpec:
     """What distinguishes one raw frame's primary header."""

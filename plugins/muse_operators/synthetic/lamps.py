@@ -136,19 +136,31 @@ def observed_line_fwhm(wavelength_a: float) -> float:
     return math.sqrt(LINE_FWHM**2 + 8.0 * math.log(2.0) * step**2 / 12.0)
 
 
+def line_fractions(wavelength_a: float, rows: int = TRIMMED_SHAPE[0]) -> tuple[int, np.ndarray]:
+    """(first row index, fraction of a line's flux in each row) for a line at ``wavelength_a``.
+
+    The line is a Gaussian (the slit-width LSF) integrated over every pixel, evaluated within ±8σ,
+    where all of its light falls. Arcs, sky lines and nebular lines are all spread this way, so the
+    LSF muse_lsf measures on the arcs is the one the sky and the science lines have.
+    """
+    centre, sigma = float(row_of(wavelength_a)), line_sigma_rows(wavelength_a)
+    lo, hi = max(1, math.floor(centre - 8 * sigma)), min(rows, math.ceil(centre + 8 * sigma))
+    if hi < lo:
+        return 0, np.zeros(0)
+    bounds = np.arange(lo, hi + 2) - 0.5  # pixel boundaries of rows lo..hi
+    cdf = np.array([0.5 * math.erf((b - centre) / (math.sqrt(2.0) * sigma)) for b in bounds])
+    return lo - 1, np.diff(cdf)
+
+
 def arc_spectrum(lamp: str, rows: int = TRIMMED_SHAPE[0]) -> np.ndarray:
     """Electrons per pixel along one fully illuminated column of an exposure of ``lamp``.
 
-    Each line is a Gaussian integrated over every pixel (so the column sums to the line's flux); the
-    sum is evaluated only within ±8σ of the line, where all of its light falls.
+    Each line is spread over rows by :func:`line_fractions`, so the column sums to the line's flux.
     """
     spectrum = np.full(rows, ARC_CONTINUUM, dtype=np.float64)
     for line in lamp_lines(lamp):
-        centre, sigma = float(row_of(line.wavelength)), line_sigma_rows(line.wavelength)
-        lo, hi = max(1, math.floor(centre - 8 * sigma)), min(rows, math.ceil(centre + 8 * sigma))
-        bounds = np.arange(lo, hi + 2) - 0.5  # pixel boundaries of rows lo..hi
-        cdf = np.array([0.5 * math.erf((b - centre) / (math.sqrt(2.0) * sigma)) for b in bounds])
-        spectrum[lo - 1:hi] += line.flux * np.diff(cdf)
+        start, fractions = line_fractions(line.wavelength, rows)
+        spectrum[start:start + len(fractions)] += line.flux * fractions
     return spectrum
 
 

@@ -117,9 +117,6 @@ class Moffat:
         """Fraction of the flux within radius ``r`` (what an aperture of that radius collects)."""
         return 1.0 - (1.0 + (r_arcsec / self.alpha_arcsec) ** 2) ** (1.0 - self.beta)
 
-    def radius_enclosing(self, fraction: float) -> float:
-        return self.alpha_arcsec * math.sqrt((1.0 - fraction) ** (1.0 / (1.0 - self.beta)) - 1.0)
-
 
 @dataclass
 class Scene:
@@ -138,7 +135,7 @@ class Scene:
                 "nebula": asdict(self.nebula) if self.nebula else None}
 
 
-def _offset(ra: float, dec: float, east_arcsec: float, north_arcsec: float) -> tuple[float, float]:
+def offset_position(ra: float, dec: float, east_arcsec: float, north_arcsec: float) -> tuple[float, float]:
     """The position ``east``/``north`` arcsec from (ra, dec), on the tangent plane (exact TAN inverse)."""
     xi, eta = math.radians(east_arcsec / 3600.0), math.radians(north_arcsec / 3600.0)
     d0, a0 = math.radians(dec), math.radians(ra)
@@ -159,14 +156,14 @@ _STAR_FLUX = (4.0e-16, 2.0e-16, 1.5e-16, 1.0e-16, 1.2e-16, 0.8e-16,
 
 def science_scene(name: str, ra: float, dec: float, with_nebula: bool = True) -> Scene:
     """A science field: 12 stars and (by default) a nebula 3" east of the centre filling the field."""
-    stars = [PointSource(f"{name}-S{i + 1:02d}", *_offset(ra, dec, east, north), flux_6000=flux,
+    stars = [PointSource(f"{name}-S{i + 1:02d}", *offset_position(ra, dec, east, north), flux_6000=flux,
                          slope=(-1.0, 0.0, 0.5)[i % 3])
              for i, ((east, north), flux) in enumerate(zip(_STAR_OFFSETS, _STAR_FLUX))]
     nebula = None
     if with_nebula:
         peaks = {"Halpha": 3.0e-15, "[NII]6583": 1.0e-15, "[NII]6548": 0.33e-15, "[OI]6300": 3.0e-16,
                  "[OI]6364": 1.0e-16}
-        nebula = Nebula(f"{name}-NEB", *_offset(ra, dec, 3.0, 0.0), sigma_arcsec=6.0, line_peaks=peaks,
+        nebula = Nebula(f"{name}-NEB", *offset_position(ra, dec, 3.0, 0.0), sigma_arcsec=6.0, line_peaks=peaks,
                         line_floors={line: 0.5 * value for line, value in peaks.items()})
     return Scene(name, ra, dec, stars, nebula)
 

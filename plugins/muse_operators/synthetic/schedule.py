@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 
 from astropy.time import Time
 
-from .headers import PARANAL, FrameSpec
-from .scene import Moffat, Scene, _offset, science_scene, standard_scene
+from .headers import FrameSpec, lst_deg
+from .scene import Moffat, Scene, offset_position, science_scene, standard_scene
 from .sky_frames import Observation, Pointing, sky_keywords
 from .static_tables import STANDARD_STARS
 
@@ -56,10 +56,6 @@ class PlannedExposure:
     extra: dict = field(default_factory=dict)
 
 
-def lst_deg(mjd: float) -> float:
-    return float(Time(mjd, format="mjd", scale="utc").sidereal_time("apparent", longitude=PARANAL["lon"]).deg)
-
-
 def transit_mjd(ra: float, after_mjd: float) -> float:
     """The first time after ``after_mjd`` at which ``ra`` crosses the meridian at Paranal."""
     return after_mjd + ((ra - lst_deg(after_mjd)) % 360.0) / 360.98564736629
@@ -68,8 +64,7 @@ def transit_mjd(ra: float, after_mjd: float) -> float:
 def _spec(kind: str, mjd: float, exptime: float, pointing: Pointing, ob: str, obs_id: int, target: str,
           tpl_start: str, nexp: int, expno: int, ins_mode: str, psf: Moffat) -> FrameSpec:
     catg = "CALIB" if kind == "STD" else "SCIENCE"
-    tpl = {"STD": "MUSE_wfm_cal_specphot", "SKY": "MUSE_wfm-noao_obs_genericoffset"}.get(
-        kind, "MUSE_wfm-noao_obs_genericoffset")
+    tpl = "MUSE_wfm_cal_specphot" if kind == "STD" else "MUSE_wfm-noao_obs_genericoffset"
     extra = {"ESO TPL ID": tpl, "ESO OBS PROG ID": OBS_PROG_ID,
              **sky_keywords(pointing.ra, pointing.dec, mjd, exptime, pointing.posang, psf.fwhm_arcsec, ins_mode)}
     return FrameSpec(catg, kind, mjd, exptime=exptime, ins_mode=ins_mode, tpl_start=tpl_start, tpl_nexp=nexp,
@@ -115,11 +110,11 @@ def night_schedule(night: int, obs: int = 1, exposures: int = 2, ins_mode: str =
             count = dither_count.get(target, 0)
             dither_count[target] = count + 1
             east, north = DITHERS_ARCSEC[count % len(DITHERS_ARCSEC)]
-            ra, dec = _offset(scene.ra, scene.dec, east, north)
+            ra, dec = offset_position(scene.ra, scene.dec, east, north)
             posang = ROTATIONS[count % len(ROTATIONS)]
             nominal = Pointing(ra, dec, posang)
             error = POINTING_ERRORS_ARCSEC[count % len(POINTING_ERRORS_ARCSEC)]
-            true = Pointing(*_offset(ra, dec, *error), posang)
+            true = Pointing(*offset_position(ra, dec, *error), posang)
             exptime = exptime_of(index, exposures)
             expno += 1
             spec = _spec("OBJECT", mjd, exptime, nominal, ob_name, obs_id, target, tpl_start, nexp, expno, ins_mode,
@@ -129,7 +124,7 @@ def night_schedule(night: int, obs: int = 1, exposures: int = 2, ins_mode: str =
                                            night, ob_name, target, (east, north), error))
             mjd += (exptime + OVERHEAD_S) / 86400.0
             if sky and index == 0:
-                ra_sky, dec_sky = _offset(scene.ra, scene.dec, 0.0, SKY_OFFSET_ARCSEC)
+                ra_sky, dec_sky = offset_position(scene.ra, scene.dec, 0.0, SKY_OFFSET_ARCSEC)
                 pointing_sky = Pointing(ra_sky, dec_sky, posang)
                 expno += 1
                 spec = _spec("SKY", mjd, SKY_EXPTIME, pointing_sky, ob_name, obs_id, target, tpl_start, nexp, expno,
@@ -150,7 +145,3 @@ def night_schedule(night: int, obs: int = 1, exposures: int = 2, ins_mode: str =
         planned.append(PlannedExposure("STD", spec, Observation(pointing, STD_EXPTIME, airmass, scenes[star.name],
                                                                 STD_PSF), night, ob_name, star.name))
     return planned, scenes
-
-
-def zenith_distance_deg(exposure: PlannedExposure) -> float:
-    return 90.0 - float(exposure.spec.extra["ESO TEL ALT"])

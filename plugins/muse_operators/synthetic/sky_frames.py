@@ -29,8 +29,8 @@ from astropy.time import Time
 from astropy.wcs import WCS
 
 from .detector import TRIMMED_SHAPE, ReadoutModel, read_out
-from .headers import PARANAL, FrameSpec
-from .lamps import dispersion, line_sigma_rows, row_of, wavelength
+from .headers import PARANAL, FrameSpec, lst_deg
+from .lamps import dispersion, line_fractions, wavelength
 from .raw_frames import bias_structure, write_raw
 from .scene import NEBULAR_LINES, SPAXEL_ARCSEC, Moffat, Scene, atmosphere, response, sky_continuum, sky_lines
 from .slices import N_SLICES, NOMINAL_WIDTH, pixel_response, slice_geometry
@@ -69,20 +69,8 @@ def field_wcs(pointing: Pointing, ifus: Sequence[int]) -> WCS:
     return wcs
 
 
-def line_rows(lam: float) -> tuple[int, np.ndarray]:
-    """(first row index, fraction of a line's flux in each row): the arcs' Gaussian LSF, pixel-integrated."""
-    centre, sigma = float(row_of(lam)), line_sigma_rows(lam)
-    lo = max(1, math.floor(centre - 8 * sigma))
-    hi = min(TRIMMED_SHAPE[0], math.ceil(centre + 8 * sigma))
-    if hi < lo:
-        return 0, np.zeros(0)
-    bounds = (np.arange(lo, hi + 2) - 0.5 - centre) / (math.sqrt(2.0) * sigma)
-    cdf = 0.5 * np.array([math.erf(b) for b in bounds])
-    return lo - 1, np.diff(cdf)
-
-
 def _add_line(spectrum: np.ndarray, lam: float, flux: float) -> None:
-    start, fractions = line_rows(lam)
+    start, fractions = line_fractions(lam, len(spectrum))
     spectrum[start:start + len(fractions)] += flux * fractions
 
 
@@ -155,9 +143,9 @@ def render_ifu(observation: Observation, ifu: int, ifus: Sequence[int]) -> np.nd
     return image
 
 
-def hour_angle_geometry(ra: float, dec: float, lst_deg: float) -> tuple[float, float, float]:
+def hour_angle_geometry(ra: float, dec: float, lst: float) -> tuple[float, float, float]:
     """(altitude, airmass, parallactic angle) in deg at Paranal for hour angle LST - RA."""
-    phi, d, h = math.radians(PARANAL["lat"]), math.radians(dec), math.radians(lst_deg - ra)
+    phi, d, h = math.radians(PARANAL["lat"]), math.radians(dec), math.radians(lst - ra)
     sin_alt = math.sin(phi) * math.sin(d) + math.cos(phi) * math.cos(d) * math.cos(h)
     alt = math.degrees(math.asin(sin_alt))
     parang = math.degrees(math.atan2(math.sin(h), math.tan(phi) * math.cos(d) - math.sin(d) * math.cos(h)))
@@ -167,11 +155,8 @@ def hour_angle_geometry(ra: float, dec: float, lst_deg: float) -> tuple[float, f
 def sky_keywords(ra: float, dec: float, mjd_start: float, exptime: float, posang: float, fwhm: float,
                  ins_mode: str) -> dict:
     """TEL/INS keywords of an on-sky exposure, consistent with its RA/DEC, time and site."""
-    def lst(mjd: float) -> float:
-        return float(Time(mjd, format="mjd", scale="utc").sidereal_time("apparent", longitude=PARANAL["lon"]).deg)
-
-    alt0, airm0, par0 = hour_angle_geometry(ra, dec, lst(mjd_start))
-    alt1, airm1, par1 = hour_angle_geometry(ra, dec, lst(mjd_start + exptime / 86400.0))
+    alt0, airm0, par0 = hour_angle_geometry(ra, dec, lst_deg(mjd_start))
+    alt1, airm1, par1 = hour_angle_geometry(ra, dec, lst_deg(mjd_start + exptime / 86400.0))
     keywords = {
         "ESO TEL ALT": round(alt0, 4), "ESO TEL AZ": 0.0,
         "ESO TEL AIRM START": round(airm0, 4), "ESO TEL AIRM END": round(airm1, 4),
