@@ -37,7 +37,11 @@ with DAG(
     tags=["muse", "reduction"],
     params={
         "raw_dir": Param("", type="string", minLength=1, description="directory of raw MUSE files (mounted read-only)"),
-        "output_dir": Param("", type="string", minLength=1, description="directory for products"),
+        "output_dir": Param("", type="string", minLength=1, description="directory for products: each config "
+                            "reduces into its own <output_dir>/<run_name>/"),
+        "run_name": Param("", type="string", description="name of this config's folder under output_dir (empty: "
+                          "run-<hash of the settings that change products>); a name used before with other "
+                          "settings is refused"),
         "ifus": Param(None, type=["null", "array"], items={"type": "integer", "minimum": 1, "maximum": 24},
                       description="IFUs to reduce (null: every IFU with data)"),
         "config": Param({}, type="object", description="a whole MUSEreduce-style configuration (config/schema.json) "
@@ -48,28 +52,31 @@ with DAG(
 
     @task
     def plan(params: dict | None = None) -> str:
-        """Scan the raw directory, print the plan, write it to <output_dir>/plan.json; return that path."""
+        """Scan the raw directory, print the plan, write it to <run dir>/plan.json; return that path."""
         import os
         from pathlib import Path
 
+        from muse_operators.config import load_config
+        from muse_operators.config.form import config_from_form
         from muse_operators.planner import plan_reduction
+        from muse_operators.run_dir import run_directory
 
         assert params is not None
         index = os.environ.get("MUSE_HEADER_INDEX") or str(
             Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "muse_header_index.sqlite")
-        from muse_operators.config.form import config_from_form
-
-        config = config_from_form(params, params.get("config") or {})
-        reduction = plan_reduction(params["raw_dir"], params["output_dir"], config or None,
-                                   params.get("ifus"), index_path=index)
+        config = load_config(config_from_form(params, params.get("config") or {}) or None)
+        run_dir = run_directory(params["output_dir"], config, params.get("ifus"), params.get("run_name") or None)
+        print(f"run directory: {run_dir}")
+        reduction = plan_reduction(params["raw_dir"], run_dir, config, params.get("ifus"), index_path=index)
         print("\n".join(reduction.describe()))
         if reduction.errors:
             raise ValueError("the plan has errors:\n" + "\n".join(reduction.errors))
         if not reduction.steps:
             raise ValueError(f"nothing to reduce in {params['raw_dir']}")
-        path = Path(reduction.output_dir) / "plan.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(reduction.to_json())
+        path = run_dir / "plan.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(reduction.to_json())
+        tmp.replace(path)
         return str(path)
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
@@ -96,11 +103,17 @@ with DAG(
         return runnable
 
     @task
-    def python_step(recipe: str, sof: list, output_dir: str, parameters: dict, expected_products: list) -> dict:
+    def python_step(recipe: str, sof: list, output_dir: str, parameters: dict, expected_products: list,
+                    reuse: bool = True, run_recipe: bool = True, **_recipe_only: object) -> dict:
         """A plan step that is a Python function (the modified sky), with a recipe's staging and checks."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
         from muse_operators import python_steps
 
-        return python_steps.run(recipe, sof, output_dir, expected_products, parameters)
+        try:
+            return python_steps.run(recipe, sof, output_dir, expected_products, parameters, reuse, run_recipe)
+        except python_steps.NothingToHandOn as exc:
+            raise AirflowSkipException(str(exc)) from None
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def collect(outputs: list) -> list:
@@ -125,6 +138,22 @@ with DAG(
                                "task logs; clear a failed task to re-run only its branch): " + ", ".join(missing))
         return {"steps": len(reduction.steps), "DATACUBE_FINAL": finals}
 
+    @task
+    def cleanup(plan_path: str, *stage_outputs: list) -> None:
+        """The config's clean-up (only after every step finished): remove intermediate products."""
+        from pathlib import Path
+
+        from muse_operators.cleanup import cleanup_targets, remove
+        from muse_operators.config import load_config
+        from muse_operators.plan import ReductionPlan
+
+        reduction = ReductionPlan.from_json(Path(plan_path).read_text())
+        outputs = [output for stage in stage_outputs for output in (stage or [])]
+        targets = cleanup_targets(reduction, outputs, load_config(reduction.config))
+        count, freed = remove(targets)
+        print(f"clean-up: removed {count} files/folders, {freed / 1e9:.2f} GB" if targets
+              else "clean-up: cleanup.execute is false, nothing removed")
+
     plan_path = plan()
     earlier: list = []
     for stage in STAGES:
@@ -134,7 +163,7 @@ with DAG(
         else:
             outputs = EsorexOperator.partial(task_id=stage).expand_kwargs(kwargs).output
         earlier.append(collect.override(task_id=f"{stage}_products")(outputs))
-    verify(plan_path, *earlier)
+    verify(plan_path, *earlier) >> cleanup(plan_path, *earlier)
 
 if __name__ == "__main__":
     dag.test()

@@ -55,6 +55,12 @@ class Step:
     expected_products: list[str] = field(default_factory=list)
     ifu: int | None = None
     notes: list[str] = field(default_factory=list)
+    # Run switches (muse_operators.switches): execute=False hands on the products of an earlier run;
+    # create_sof=False runs the SOF the user edited; reuse: an identical finished call is not repeated.
+    execute: bool = True
+    create_sof: bool = True
+    reuse: bool = True
+    threads: int | None = None
 
     @property
     def depends_on(self) -> list[str]:
@@ -85,6 +91,10 @@ class Step:
             "output_dir": self.output_dir,
             "parameters": self.parameters,
             "expected_products": self.expected_products,
+            "reuse": self.reuse,
+            "run_recipe": self.execute,
+            "use_existing_sof": not self.create_sof,
+            "omp_num_threads": self.threads,
         }
 
 
@@ -97,6 +107,7 @@ class ReductionPlan:
     errors: list[str] = field(default_factory=list)  # what prevents (part of) the reduction
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     unclassified: list[tuple[str, str]] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)  # the settings it was planned with (clean-up reads them)
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -147,7 +158,9 @@ class ReductionPlan:
             lines.append(f"[{stage}] {len(steps)} step(s)")
             for step in steps:
                 params = " ".join(f"--{k}={v}" for k, v in step.parameters.items())
-                lines.append(f"  {step.name}: {step.recipe} {params}".rstrip())
+                switches = ("" if step.execute else "  [execute: false, hands on earlier products]") + (
+                    "" if step.create_sof else "  [create_sof: false, runs the edited SOF]")
+                lines.append(f"  {step.name}: {step.recipe} {params}".rstrip() + switches)
                 lines += [f"      {i.tag:<16} {i.describe()}" for i in step.inputs]
                 lines.append(f"      -> {step.output_dir} ({', '.join(step.expected_products)})")
                 lines += [f"      note: {n}" for n in step.notes]
@@ -193,9 +206,12 @@ def stage_steps(plan: ReductionPlan, stage: str, outputs: Iterable[Mapping[str, 
 def unfinished_steps(plan: ReductionPlan, outputs: Iterable[Mapping[str, list[str]] | None]) -> list[str]:
     """Names of the planned steps that published no products (failed, or blocked by a failed upstream).
 
+    A step switched off in the config (``execute: false``) with nothing to hand on is not counted: the
+    user asked for it not to run; the steps that needed its products are.
+
     The DAG's last task uses this so that a run with any failed recipe ends failed, while every branch
     that could finish still did (the per-stage collectors run on ALL_DONE and would otherwise be the
     run's successful leaves).
     """
     known = products_by_step(plan, outputs)
-    return [step.name for step in plan.steps if step.name not in known]
+    return [step.name for step in plan.steps if step.name not in known and step.execute]

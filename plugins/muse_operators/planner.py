@@ -219,7 +219,7 @@ def plan_reduction(raw_dir: str | Path, output_dir: str | Path, config: Any = No
 
     cfg = load_config(config)
     raw = Path(raw_dir).absolute()
-    plan = ReductionPlan(str(raw), str(Path(output_dir).absolute()))
+    plan = ReductionPlan(str(raw), str(Path(output_dir).absolute()), config=dict(cfg))
     if frames is None:
         if index_path:
             from .header_index import HeaderIndex
@@ -245,5 +245,8 @@ def plan_reduction(raw_dir: str | Path, output_dir: str | Path, config: Any = No
         from .science_planner import plan_science
 
         plan_science(plan, planner, frames, cfg)
+    from .switches import apply_switches
+
+    apply_switches(plan, cfg)
     plan.check()
     return plan

@@ -3,17 +3,22 @@
 A step's ``recipe`` is ``python:<name>``; its inputs come as the same ``[[path, tag], ...]`` SOF as a
 recipe's, it writes into a staging directory beside its product directory, and its products are
 published by PRO.CATG only when every expected category is there (:mod:`muse_operators.products`).
+Finished steps are recorded and reused like recipes (:mod:`muse_operators.step_record`); the "image" of
+a Python step is the hash of the code that computes it.
 """
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import RecipeFailedError
+from . import sky
+from .errors import MuseAirflowError, RecipeFailedError
 from .products import ProductMap, categorise, check_expected, discard, publish
 from .sky import keep_molecular_lines, zero_continuum
+from .step_record import fingerprint, forget, recorded, reusable, write_record
 
 PREFIX = "python:"
 
@@ -41,15 +46,37 @@ FUNCTIONS: dict[str, Callable[[dict[str, list[Path]], Path], None]] = {
 }
 
 
+class NothingToHandOn(MuseAirflowError):
+    """A step switched off in the config (``execute: false``) whose directory holds no earlier products."""
+
+
+def code_identity() -> str:
+    """Stands in for an image ID: the hash of the modules that compute the Python steps' products."""
+    digest = hashlib.sha256()
+    for module_file in (__file__, sky.__file__):
+        digest.update(Path(module_file).read_bytes())
+    return f"python:{digest.hexdigest()[:16]}"
+
+
 def is_python_step(recipe: str) -> bool:
     return recipe.startswith(PREFIX)
 
 
 def run(recipe: str, sof: Sequence[Sequence[str]], output_dir: str, expected_products: Sequence[str] = (),
-        parameters: dict[str, Any] | None = None) -> ProductMap:
+        parameters: dict[str, Any] | None = None, reuse: bool = True, run_recipe: bool = True) -> ProductMap:
     """Run one Python step (keyword arguments as EsorexOperator's) and return ``{PRO.CATG: [paths]}``."""
     if recipe not in FUNCTIONS:
         raise RecipeFailedError(f"unknown Python step {recipe!r}; known: {', '.join(sorted(FUNCTIONS))}")
+    if not run_recipe:
+        products = recorded(output_dir)
+        if not products:
+            raise NothingToHandOn(f"{recipe} is switched off in the config (execute: false) and {output_dir} holds "
+                                  "no finished products of an earlier run")
+        return products
+    print_ = fingerprint(recipe, sof, parameters or {}, code_identity())
+    finished = reusable(output_dir, print_) if reuse else None
+    if finished:
+        return finished
     inputs: dict[str, list[Path]] = {}
     for path, tag in sof:
         inputs.setdefault(tag, []).append(Path(path))
@@ -63,4 +90,7 @@ def run(recipe: str, sof: Sequence[Sequence[str]], output_dir: str, expected_pro
     except BaseException:
         discard(staging)
         raise
-    return publish(staging, out, found)
+    forget(out)
+    products = publish(staging, out, found)
+    write_record(out, print_, recipe, products)
+    return products

@@ -113,13 +113,19 @@ class SciencePlanner:
         return name
 
     def response_inputs(self, assoc: Association) -> list[SofInput] | None:
+        """Own muse_standard products, or ESO's STD_RESPONSE masters when std_flux.execute is false.
+
+        With std_flux.execute false and no masters in the pool, the standard step is still planned,
+        switched off: it hands on the response of an earlier run (muse_operators.switches).
+        """
         std = assoc.choices.get("STD")
-        if std and std.chosen and self.cfg.get_path("std_flux.execute"):
-            name = self.standard_step(std.chosen.frames[0], assoc)
-            return [SofInput("STD_RESPONSE", step=name), SofInput("STD_TELLURIC", step=name)]
         masters = [SofInput(c, path=p) for c in ("STD_RESPONSE", "STD_TELLURIC")
                    for p in (assoc.choices[c].paths if c in assoc.choices else [])]
-        return masters if any(i.tag == "STD_RESPONSE" for i in masters) else None
+        have_masters = any(i.tag == "STD_RESPONSE" for i in masters)
+        if std and std.chosen and (self.cfg.get_path("std_flux.execute") or not have_masters):
+            name = self.standard_step(std.chosen.frames[0], assoc)
+            return [SofInput("STD_RESPONSE", step=name), SofInput("STD_TELLURIC", step=name)]
+        return masters if have_masters else None
 
     def sky_step(self, source: Exposure, assoc: Association, out: Path) -> dict[str, str] | None:
         """The steps that make the sky model of ``source``, by the product each provides to scipost."""
@@ -254,10 +260,9 @@ def plan_science(plan: ReductionPlan, cal: CalibrationPlanner, frames: Sequence[
         source: Exposure | None = exposure
         if cfg.get_path("sky.sky_field") == "auto" and skies:
             source = nearest_in_time(skies, sky_times, exposure.frame.mjd_obs or 0.0)
-        if cfg.get_path("sci_post.execute"):
-            name = sp.scipost_step(exposure, assoc, source)
-            if name:
-                scipost[exposure.frame.path] = name
+        name = sp.scipost_step(exposure, assoc, source)  # sci_post.execute false: switched off, not left out
+        if name:
+            scipost[exposure.frame.path] = name
     if cfg.get_path("global.dither_multiple_OBs"):
         pointings = combine_obs(obs, cfg.get_path("global.OB_list"))
         for pointing in selection.restrict(pointings):

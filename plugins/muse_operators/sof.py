@@ -105,3 +105,33 @@ def render_for(recipe: str, entries: Iterable[SofEntry], must_exist: bool = True
     if (template_dir() / f"{recipe}.sof").is_file():
         return render_from_template(recipe, entries, must_exist)
     return render_sof(entries, must_exist)
+
+
+def read_sof(path: str | Path) -> list[SofEntry]:
+    """The entries of a SOF file written or edited by hand (``create_sof: false``).
+
+    Blank lines and ``#`` comments are skipped; every other line must be ``<absolute path> <TAG>``
+    (an optional third word, esorex's group, is ignored). Errors name the file and the line.
+    """
+    source = Path(path)
+    try:
+        text = source.read_text()
+    except OSError as exc:
+        raise SofError(f"cannot read the SOF {source}: {exc.strerror or exc}; set create_sof to true to have "
+                       "it written from the plan") from None
+    entries = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        if len(words) not in (2, 3):
+            raise SofError(f"{source}, line {number}: expected '<path> <TAG>', got {line.strip()!r}")
+        entry = SofEntry(words[0], words[1])
+        try:
+            entry.check()
+        except SofError as exc:
+            raise SofError(f"{source}, line {number}: {exc}") from None
+        entries.append(entry)
+    if not entries:
+        raise SofError(f"the SOF {source} lists no input frame")
+    return entries

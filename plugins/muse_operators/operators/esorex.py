@@ -9,7 +9,13 @@ class adds what a reduction needs on top of it:
   the container never runs as root;
 * the task fails when esorex fails *or* when an expected PRO.CATG is missing, and the task log then
   holds the tail of the esorex log; partial products are deleted, never published;
-* the XCom return value is ``{PRO.CATG: [paths]}`` of the published products.
+* the XCom return value is ``{PRO.CATG: [paths]}`` of the published products;
+* a call identical to one that already finished (same recipe, parameters, image and input files) hands
+  on the recorded products without starting a container (:mod:`muse_operators.step_record`);
+  ``run_recipe=False`` (the config's ``execute: false``) hands on whatever products the step's directory
+  holds from an earlier run, and skips the task if there are none;
+* ``use_existing_sof=True`` (``create_sof: false``) runs the SOF the user edited in the product
+  directory instead of the planned one.
 """
 from __future__ import annotations
 
@@ -19,13 +25,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow.providers.docker.operators.docker import DockerOperator
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 from docker.types import Mount
 
 from ..errors import MuseAirflowError
 from ..esorex_call import build_call, container_user
-from ..esorex_image import configured_image, recipe_catalog
+from ..esorex_image import configured_image, inspect_image, recipe_catalog
 from ..products import ProductMap, categorise, check_expected, discard, listed_products, publish
+from ..sof import read_sof
+from ..step_record import fingerprint, forget, recorded, reusable, write_record
 
 
 # Every recipe container carries this label (value: the recipe), so operators and tests can find them.
@@ -48,6 +56,9 @@ class EsorexOperator(DockerOperator):
     :param read_only_dirs: further directories to mount read-only (inputs' own directories always are).
     :param omp_num_threads: ``OMP_NUM_THREADS`` in the container (the ``n_CPU`` setting).
     :param image: esorex image; default ``$MUSE_ESOREX_IMAGE`` or ``muse-esorex:2.8.7-debian``.
+    :param reuse: hand on the products of an identical finished call instead of running again.
+    :param run_recipe: False: never run, hand on the step's recorded products (skip if there are none).
+    :param use_existing_sof: run ``<output_dir>/<recipe>.sof`` as the user left it, not ``sof``.
     """
 
     template_fields: Sequence[str] = (
@@ -59,6 +70,9 @@ class EsorexOperator(DockerOperator):
         "expected_products",
         "read_only_dirs",
         "omp_num_threads",
+        "reuse",
+        "run_recipe",
+        "use_existing_sof",
     )
     ui_color = "#d9ecf9"
 
@@ -74,6 +88,9 @@ class EsorexOperator(DockerOperator):
         omp_num_threads: int | None = None,
         image: str | None = None,
         log_tail_lines: int = 40,
+        reuse: bool = True,
+        run_recipe: bool = True,
+        use_existing_sof: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("auto_remove", "force")
@@ -92,15 +109,30 @@ class EsorexOperator(DockerOperator):
         self.read_only_dirs = read_only_dirs
         self.omp_num_threads = omp_num_threads
         self.log_tail_lines = log_tail_lines
+        self.reuse = reuse
+        self.run_recipe = run_recipe
+        self.use_existing_sof = use_existing_sof
 
     def execute(self, context: Any) -> ProductMap:
         expected = _string_list(self.expected_products, "expected_products")
         read_only_dirs = _string_list(self.read_only_dirs, "read_only_dirs")
         if not isinstance(self.parameters, dict):
             raise AirflowException(f"parameters must be a mapping of recipe parameters, got {self.parameters!r}")
+        if not _flag(self.run_recipe):
+            return self._hand_on_recorded()
+        docker_url = None if self.docker_url.startswith("unix://") else self.docker_url
         try:
-            call = build_call(self.recipe, self.sof, self.output_dir, self.parameters, read_only_dirs)
-            catalog = recipe_catalog(self.image, None if self.docker_url.startswith("unix://") else self.docker_url)
+            sof = read_sof(f"{self.output_dir}/{self.recipe}.sof") if _flag(self.use_existing_sof) else self.sof
+            call = build_call(self.recipe, sof, self.output_dir, self.parameters, read_only_dirs)
+            catalog = recipe_catalog(self.image, docker_url)
+            print_ = fingerprint(self.recipe, [[e.path, e.tag] for e in call.sof], self.parameters,
+                                 inspect_image(self.image, docker_url)["Id"])
+            finished = reusable(call.output_dir, print_) if _flag(self.reuse) else None
+            if finished:
+                self.log.info("%s already finished in %s with the same inputs, parameters and image: reusing "
+                              "its products (set global.reuse_products to false to force a re-run)",
+                              self.recipe, call.output_dir)
+                return finished
             call.new_staging_dir()
             argv = call.argv(catalog)  # validates the parameters: no container has started yet
             user = container_user()
@@ -143,14 +175,34 @@ class EsorexOperator(DockerOperator):
             kept = discard(staging)
             self._report_failure(str(exc), tail, kept)
             raise AirflowException(f"{exc}; esorex log kept in {kept}\n{tail}") from None
+        forget(call.output_dir)
         products = publish(staging, call.output_dir, found)
+        write_record(call.output_dir, print_, self.recipe, products)
         for category, paths in sorted(products.items()):
             self.log.info("%s: %s", category, ", ".join(paths))
+        return products
+
+    def _hand_on_recorded(self) -> ProductMap:
+        """``execute: false``: the products of the step's last finished run, or skip (nothing to hand on)."""
+        products = recorded(self.output_dir)
+        if not products:
+            raise AirflowSkipException(
+                f"{self.recipe} is switched off in the config (execute: false) and {self.output_dir} holds no "
+                "finished products of an earlier run; what needs them cannot run. Run it once with execute: true.")
+        self.log.info("%s is switched off (execute: false): handing on the products of its last run in %s",
+                      self.recipe, self.output_dir)
         return products
 
     def _report_failure(self, headline: str, tail: str, kept: Any) -> None:
         self.log.error("%s", headline)
         self.log.error("last %d lines of the esorex log (%s):\n%s", self.log_tail_lines, kept, tail or "(no log written)")
+
+
+def _flag(value: Any) -> bool:
+    """A rendered boolean argument (templating may hand over 'True'/'False' strings)."""
+    if isinstance(value, str):
+        return value.strip().lower() in {"true", "1", "yes"}
+    return bool(value)
 
 
 def _string_list(value: Any, name: str) -> list[str]:
