@@ -1,12 +1,16 @@
 """The whole chain on a synthetic night, through the muse_reduce DAG, compared with the generator's truth.
 
-One night (IFUs 1-3, one OB of two dithered and rotated OBJECT exposures with pointing errors, a SKY
-exposure, a standard star) is reduced twice:
+One night (IFUs 1-3; two OBs on one target, each with 600, 600 and 300 s OBJECT exposures, dithered,
+rotated and with pointing errors, and a SKY exposure; a standard star) is reduced three times:
 
-* ``own``: every recipe from biases to exp_combine, own calibrations, the standard sky subtraction with
-  the sky estimated in the object field (``sky.sky_field = object``);
-* ``eso``: the first exposure again, from ESO-style processed masters exported from ``own``
-  (``using_ESO_Calibration``), with the modified sky subtraction (Zeidler et al. 2019).
+* ``own``: OB 1's two 600 s exposures (``OB_list`` + ``using_specific_exposure_time``), every recipe from
+  biases to exp_combine, own calibrations, the standard sky subtraction with the sky estimated in the
+  object field (``sky.sky_field = object``);
+* ``own_again``: the same reduction triggered again: every step is handed on, nothing re-runs;
+* ``eso``: the 300 s exposures of *both* OBs dithered into one pointing (``dither_multiple_OBs``), from
+  ESO-style processed masters exported from ``own`` (``using_ESO_Calibration``), the sky from each
+  exposure's nearest SKY frame (``sky_field = auto``), the modified sky subtraction (Zeidler et al.
+  2019), and the clean-up of intermediate products.
 
 All tests of this module share the two reductions and run in one xdist worker (``--dist loadscope``).
 """
@@ -37,7 +41,7 @@ IFUS = [1, 2, 3]
 def night(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("science_night")
     root.chmod(0o755)
-    files = write_night(root / "raw", IFUS, obs=1, exposures=2, seed=3)
+    files = write_night(root / "raw", IFUS, obs=2, exposures=3, seed=3)
     manifest = json.loads(files.manifest.read_text())
     write_association_files(files.raw_dir, manifest, files.statics)
     return files, manifest
@@ -47,17 +51,45 @@ def _reduce(run_dag, raw: Path, out: Path, config: dict) -> dict:
     started = time.monotonic()
     result = run_dag("muse_reduce", {"raw_dir": str(raw), "output_dir": str(out), "ifus": IFUS, "config": config},
                      timeout=2400)
-    plan = json.loads((out / "plan.json").read_text()) if (out / "plan.json").is_file() else {"steps": []}
-    return {"result": result, "out": out, "plan": plan, "seconds": time.monotonic() - started}
+    plans = sorted(out.glob("run-*/plan.json"))  # each config reduces into its own run-<id> directory
+    plan = json.loads(plans[0].read_text()) if len(plans) == 1 else {"steps": []}
+    return {"result": result, "out": out, "plan_path": plans[0] if plans else None, "plan": plan,
+            "seconds": time.monotonic() - started}
+
+
+OWN_CONFIG = {"global": {"using_ESO_Calibration": False, "OB_list": ["SYN-N1A_OB1"],
+                         "using_specific_exposure_time": 600},
+              "sky": {"sky_field": "object"}}
+
+
+def _reduced(run: dict, manifest: dict, kind: str = "OBJECT") -> list[dict]:
+    """The manifest entries of the raw frames the run's scibasic steps read, in time order."""
+    read = {Path(i["path"]).name for s in run["plan"]["steps"] if s["stage"] == "scibasic"
+            for i in s["inputs"] if i.get("path")}
+    return [e for e in manifest["exposures"] if e["kind"] == kind and e["file"] in read]
 
 
 @pytest.fixture(scope="session")
 def own(run_dag, night, tmp_path_factory):
     files, _ = night
     before = checksums(sorted(p for p in files.raw_dir.rglob("*") if p.is_file()))
-    run = _reduce(run_dag, files.raw_dir, tmp_path_factory.mktemp("own") / "reduced",
-                  {"global": {"using_ESO_Calibration": False}, "sky": {"sky_field": "object"}})
+    run = _reduce(run_dag, files.raw_dir, tmp_path_factory.mktemp("own") / "reduced", OWN_CONFIG)
     run["raw_unchanged"] = before == checksums(sorted(p for p in files.raw_dir.rglob("*") if p.is_file()))
+    return run
+
+
+def _product_stamps(run: dict) -> dict[str, int]:
+    return {str(p): p.stat().st_mtime_ns for step in run["plan"]["steps"]
+            for p in Path(step["output_dir"]).glob("*.fits")}
+
+
+@pytest.fixture(scope="session")
+def own_again(run_dag, night, own):
+    """The own reduction triggered a second time, unchanged: what it repeats and how long it takes."""
+    assert own["result"].returncode == 0, "needs the own-calibration run"
+    before = _product_stamps(own)
+    run = _reduce(run_dag, night[0].raw_dir, own["out"], OWN_CONFIG)
+    run["stamps_before"], run["stamps_after"] = before, _product_stamps(own)
     return run
 
 
@@ -74,24 +106,15 @@ def eso(run_dag, night, own, tmp_path_factory):
     (raw / "static").mkdir(mode=0o755)
     for path in files.statics.values():
         os.link(path, raw / "static" / path.name)
-    masters = export_eso_masters(own["out"] / "plan.json", raw / "masters")
+    masters = export_eso_masters(own["plan_path"], raw / "masters")
     (raw / "masters").chmod(0o755)
-    first = next(e for e in manifest["exposures"] if e["kind"] == "OBJECT")
-    ob, name = _exposure_name(own["plan"], first["file"])
     run = _reduce(run_dag, raw, pool / "reduced", {
-        "global": {"using_ESO_Calibration": True, "exp_list": [f"{ob}/{name}"]},
-        "sky": {"sky_field": "object", "modified": True}})
+        "global": {"using_ESO_Calibration": True, "dither_multiple_OBs": True,
+                   "OB_list": ["SYN-N1A_OB1", "SYN-N1A_OB2"], "using_specific_exposure_time": 300},
+        "sky": {"sky_field": "auto", "modified": True},
+        "cleanup": {"execute": True}})
     run["masters"] = masters
     return run
-
-
-def _exposure_name(plan: dict, raw_file: str) -> tuple[str, str]:
-    """(OB, exposure name) of a raw frame, from the scibasic step that reads it."""
-    for step in plan["steps"]:
-        if step["stage"] == "scibasic" and any(i.get("path", "").endswith(raw_file) for i in step["inputs"]):
-            parts = step["name"].split(".")
-            return parts[1], parts[2]
-    raise AssertionError(f"no scibasic step reads {raw_file}")
 
 
 def _products(run: dict, stage: str, catg: str) -> list[Path]:
@@ -149,20 +172,32 @@ def _stars(manifest: dict) -> list[PointSource]:
     return [PointSource(s["name"], s["ra"], s["dec"], s["flux_6000"], s["slope"]) for s in scene["stars"]]
 
 
-def test_the_combined_cube_puts_every_star_where_it_was_injected(own, night):
-    """Positions within 0.2" after exp_align corrected the pointing errors (measured on the white-light image)."""
-    cube = _combined_cube(own)
-    assert abs(cube.spaxel_arcsec - 0.2) < 1e-6
+def _worst_star_offset(cube: measure.Cube, manifest: dict) -> float:
     measured = {}
-    for star in _stars(night[1]):
+    for star in _stars(manifest):
         try:
             measured[star.name] = measure.measure_star(cube, star.ra, star.dec)
         except ValueError:
             continue  # outside the covered field
     assert len(measured) >= 8, f"only {len(measured)} stars inside the combined field"
-    worst = max(m.offset_arcsec for m in measured.values())
     print("star offsets [arcsec]:", {k: round(m.offset_arcsec, 3) for k, m in measured.items()})
-    assert worst < 0.2
+    return max(m.offset_arcsec for m in measured.values())
+
+
+def test_the_combined_cube_puts_every_star_where_it_was_injected(own, night):
+    """Positions within 0.2" after exp_align corrected the pointing errors (measured on the white-light image)."""
+    cube = _combined_cube(own)
+    assert abs(cube.spaxel_arcsec - 0.2) < 1e-6
+    assert _worst_star_offset(cube, night[1]) < 0.2
+
+
+def test_rerunning_an_unchanged_reduction_repeats_nothing(own_again, own):
+    """Triggered again with the same raw data and config, every step hands on its products: none is re-made."""
+    assert own_again["result"].returncode == 0, own_again["result"].stdout[-8000:]
+    assert own_again["stamps_before"] and own_again["stamps_after"] == own_again["stamps_before"]
+    log = own_again["result"].stdout
+    assert log.count("reusing its products") >= len([s for s in own["plan"]["steps"] if not s["recipe"].startswith("python:")])
+    print(f"re-run of an unchanged reduction: {own_again['seconds']:.0f} s (first run {own['seconds']:.0f} s)")
 
 
 def _isolated(stars: list[PointSource], radius_arcsec: float = 4.0) -> list[PointSource]:
@@ -200,7 +235,8 @@ def test_exp_align_measures_the_pointing_errors(own, night):
     offset_lists = _products(own, "exp_align", "OFFSET_LIST")
     assert len(offset_lists) == 1
     offsets = measure.offset_table(offset_lists[0])
-    objects = [e for e in night[1]["exposures"] if e["kind"] == "OBJECT"]
+    objects = _reduced(own, night[1])
+    assert [e["exptime"] for e in objects] == [600.0, 600.0], "OB_list + using_specific_exposure_time"
     from astropy.time import Time
 
     by_date = {Time(e["mjd_obs"], format="mjd").isot[:23]: e for e in objects}
@@ -220,7 +256,7 @@ def _nebula_oi(run: dict, manifest: dict) -> tuple[float, float, float]:
     """([OI] 6300 measured at the nebula's core in the first exposure's cube, nebular truth, sky line truth)."""
     scene = next(s for name, s in manifest["scenes"].items() if name.startswith("SYN-"))
     nebula = scene["nebula"]
-    first = next(e for e in manifest["exposures"] if e["kind"] == "OBJECT")
+    first = _reduced(run, manifest)[0]
     cubes = _products(run, "scipost", "DATACUBE_FINAL")
     assert cubes
     cube_path = next(p for p in cubes if abs(fits.getval(p, "MJD-OBS") - first["mjd_obs"]) < 1e-6)
@@ -235,6 +271,44 @@ def test_standard_sky_subtraction_removes_nebular_oi_6300(own, night):
     measured, truth, _ = _nebula_oi(own, night[1])
     print(f"standard sky: [OI] 6300 at the nebula core {measured:.3e} (nebula {truth:.3e})")
     assert measured < 0.8 * truth
+
+
+def test_two_obs_dithered_into_one_pointing_from_eso_masters(eso, night):
+    """The 300 s exposures of both OBs (one each) are combined into one cube, stars where they were injected."""
+    assert eso["result"].returncode == 0, eso["result"].stdout[-8000:]
+    reduced = _reduced(eso, night[1])
+    assert [(e["ob"], e["exptime"]) for e in reduced] == [("SYN-N1A_OB1", 300.0), ("SYN-N1A_OB2", 300.0)]
+    combine = [s for s in eso["plan"]["steps"] if s["stage"] == "exp_combine"]
+    assert len(combine) == 1 and len([i for i in combine[0]["inputs"] if i["tag"] == "PIXTABLE_REDUCED"]) == 2
+    assert _worst_star_offset(_combined_cube(eso), night[1]) < 0.2
+
+
+def test_sky_field_auto_takes_each_exposures_own_obs_sky_frame(eso, night):
+    skies = {e["file"]: e["ob"] for e in _reduced(eso, night[1], "SKY")}
+    assert sorted(skies.values()) == ["SYN-N1A_OB1", "SYN-N1A_OB2"]
+    steps = {s["name"]: s for s in eso["plan"]["steps"]}
+    for scipost in (s for s in eso["plan"]["steps"] if s["stage"] == "scipost"):
+        ob = scipost["name"].split(".")[1]
+        sky_steps = [steps[i["step"]] for i in scipost["inputs"] if i["tag"] == "SKY_LINES"]
+        assert len(sky_steps) == 1
+        create = next(steps[i["step"]] for i in sky_steps[0]["inputs"] if i.get("step"))
+        while create["stage"] != "create_sky":  # sky_lines <- sky_refit <- sky_zero <- create_sky
+            create = next(steps[i["step"]] for i in create["inputs"] if i.get("step"))
+        basics = [steps[i["step"]] for i in create["inputs"] if i["tag"] == "PIXTABLE_SKY"]
+        assert basics, "the sky model must come from a SKY exposure"
+        read = {Path(i["path"]).name for b in basics for i in b["inputs"] if i["tag"] == "SKY"}
+        assert {skies[f] for f in read} == {ob}, "the nearest SKY in time is the exposure's own OB's"
+
+
+def test_cleanup_removes_intermediates_and_keeps_the_cubes(eso):
+    assert eso["result"].returncode == 0
+    for step in eso["plan"]["steps"]:
+        left = categorise(Path(step["output_dir"]).glob("*.fits"))
+        if step["stage"] == "scibasic" and "/std/" not in step["output_dir"]:
+            assert not left, f"{step['name']}: pixel tables left after the clean-up: {sorted(left)}"
+        if step["stage"] == "scipost":
+            assert not [c for c in left if c.startswith("PIXTABLE")] and "DATACUBE_FINAL" in left
+    assert _products(eso, "exp_combine", "DATACUBE_FINAL")
 
 
 def test_modified_sky_keeps_nebular_oi_6300_from_eso_masters(eso, night):

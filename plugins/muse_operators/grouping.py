@@ -285,6 +285,11 @@ def _resolve_obs(obs: Sequence[ObservingBlock], ob_list: Sequence[str | int]) ->
     return sorted((ob for _, ob in found.values()), key=lambda ob: (ob.first_mjd, ob.name))
 
 
+def select_obs(obs: Sequence[ObservingBlock], ob_list: Sequence[str | int] | None) -> list[ObservingBlock]:
+    """The OBs ``global.OB_list`` names (every OB when it is empty), with their SKY exposures."""
+    return _resolve_obs(obs, ob_list) if ob_list else list(obs)
+
+
 def combine_obs(obs: Iterable[ObservingBlock], ob_list: Sequence[str | int],
                 radius_arcsec: float | None = 60.0) -> list[Pointing]:
     """``global.dither_multiple_OBs``: pointings across the OBs of ``global.OB_list`` (see Selection.restrict)."""

@@ -247,6 +247,10 @@ def plan_reduction(raw_dir: str | Path, output_dir: str | Path, config: Any = No
         plan_science(plan, planner, frames, cfg)
     from .switches import apply_switches
 
+    if cfg.get_path("global.ifu_tasks") == "merged":
+        from .ifu_merge import merge_ifu_steps
+
+        merge_ifu_steps(plan)
     apply_switches(plan, cfg)
     plan.check()
     return plan

@@ -16,7 +16,7 @@ from typing import Any
 
 from .associate.report import compare, xml_files_for
 from .associate.rules import MISSING, Association, associate
-from .grouping import Exposure, Pointing, combine_obs, group_science, select_exposures
+from .grouping import Exposure, Pointing, combine_obs, group_science, select_exposures, select_obs
 from .headers import RawFrame
 from .plan import ReductionPlan, SofInput, Step
 from .planner import CalibrationPlanner
@@ -235,7 +235,9 @@ def nearest_in_time(items: Sequence[Exposure], times: Sequence[float], mjd: floa
 def plan_science(plan: ReductionPlan, cal: CalibrationPlanner, frames: Sequence[RawFrame], cfg: Any) -> None:
     """Add the science steps (and the calibrations they need) of every selected exposure to ``plan``."""
     sp = SciencePlanner(plan, cal, cfg)
-    obs = group_science(frames)
+    found = group_science(frames)
+    obs = select_obs(found, cfg.get_path("global.OB_list") or None)
+    plan.report += [f"OB {ob.name} not in global.OB_list: not reduced" for ob in found if ob not in obs]
     selection = select_exposures(obs, cfg.get_path("global.exp_list") or None,
                                  cfg.get_path("global.using_specific_exposure_time") or None)
     plan.report += [line for ob in obs for line in ob.describe()] + selection.describe()
