@@ -1,13 +1,17 @@
 """Reduce a pool of raw MUSE frames: triggered from the UI with a raw and an output directory.
 
 Nothing is read at parse time: the plan is made inside the ``plan`` task (written to
-``<output_dir>/plan.json``, its path passed on) and every stage expands from it with dynamic task
-mapping, one task instance per recipe call (per calibration set and IFU). Between stages a small
+``<output_dir>/<run>/plan.json``, one run directory per config, its path passed on) and every stage
+expands from it with dynamic task mapping, one task instance per recipe call (per calibration set and
+IFU, or per set with ``global.ifu_tasks = merged``). A step identical to one that finished before hands
+on its recorded products (muse_operators.step_record); why stages are mapped tasks and not mapped task
+groups: docs/architecture.md. Between stages a small
 ``<stage>_inputs`` task resolves each step's product inputs from the earlier tasks' XComs; a step whose
 upstream failed is not run, so a failure stops only what depends on it.
 Stages (muse_operators.plan.STAGES): bias -> dark -> flat -> wavecal -> lsf -> twilight -> scibasic ->
 standard -> create_sky -> [sky_zero -> sky_refit -> sky_lines, with sky.modified] -> scipost -> exp_align ->
-exp_combine; a stage with nothing to do is skipped. sky_zero and sky_lines are Python steps (astropy, in
+exp_combine; a stage with nothing to do is skipped. After ``verify`` (fails the run if a step did not
+finish) comes ``cleanup`` (the config's clean-up section). sky_zero and sky_lines are Python steps (astropy, in
 the worker), the rest esorex recipes in the esorex image.
 Headers are read through the cached header index ($MUSE_HEADER_INDEX, default
 $AIRFLOW_HOME/muse_header_index.sqlite), so re-planning an unchanged archive costs well under a second.
