@@ -51,6 +51,9 @@ def test_merged_ifu_tasks_fold_each_per_ifu_group_into_one_call(night, tmp_path)
     assert [i.step for i in scipost.inputs if i.tag == "LSF_PROFILE"] == ["lsf.arc"]
     assert {d for d in merged.step("twilight.twi").depends_on} == {"bias.bias", "flat.flat", "wavecal.arc"}
     merged.check()  # every reference points to a step that exists, in an earlier stage
+    # these frames have IFUs 1 and 2 only: muse_flat --nifu=-1 would stop at IFU 3 (measured), so say so now
+    assert any(e.startswith("flat.flat: global.ifu_tasks = merged") and "per_ifu" in e for e in merged.errors)
+    assert not any(e.startswith("bias.") for e in merged.errors), "muse_bias skips dead IFUs (measured)"
 
 
 # --- the execute / create_sof / n_CPU switches ----------------------------------------------------

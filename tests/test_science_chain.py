@@ -172,14 +172,14 @@ def _stars(manifest: dict) -> list[PointSource]:
     return [PointSource(s["name"], s["ra"], s["dec"], s["flux_6000"], s["slope"]) for s in scene["stars"]]
 
 
-def _worst_star_offset(cube: measure.Cube, manifest: dict) -> float:
+def _worst_star_offset(cube: measure.Cube, manifest: dict, minimum: int = 8) -> float:
     measured = {}
     for star in _stars(manifest):
         try:
             measured[star.name] = measure.measure_star(cube, star.ra, star.dec)
         except ValueError:
             continue  # outside the covered field
-    assert len(measured) >= 8, f"only {len(measured)} stars inside the combined field"
+    assert len(measured) >= minimum, f"only {len(measured)} stars inside the combined field"
     print("star offsets [arcsec]:", {k: round(m.offset_arcsec, 3) for k, m in measured.items()})
     return max(m.offset_arcsec for m in measured.values())
 
@@ -280,7 +280,8 @@ def test_two_obs_dithered_into_one_pointing_from_eso_masters(eso, night):
     assert [(e["ob"], e["exptime"]) for e in reduced] == [("SYN-N1A_OB1", 300.0), ("SYN-N1A_OB2", 300.0)]
     combine = [s for s in eso["plan"]["steps"] if s["stage"] == "exp_combine"]
     assert len(combine) == 1 and len([i for i in combine[0]["inputs"] if i["tag"] == "PIXTABLE_REDUCED"]) == 2
-    assert _worst_star_offset(_combined_cube(eso), night[1]) < 0.2
+    # both 300 s exposures are rotated by 90 degrees: the 60" x 7.2" field stands upright, fewer stars in it
+    assert _worst_star_offset(_combined_cube(eso), night[1], minimum=5) < 0.2
 
 
 def test_sky_field_auto_takes_each_exposures_own_obs_sky_frame(eso, night):

@@ -10,7 +10,10 @@ stops one IFU, not the exposure. With ``merged`` this transform folds each such 
 * inputs are the union of the group's inputs, and every reference to a folded step, here or in later
   steps, points to the merged one (duplicates dropped).
 
-A merged call reduces every IFU with data in its raw frames: the ``ifus`` restriction cannot reach it.
+A merged call reduces every IFU of its raw frames: the ``ifus`` restriction cannot reach it. And the
+recipes after muse_bias stop at the first IFU whose master calibration is missing (``Required 1, found 0
+frames with tag "MASTER_BIAS" with IFU 13``, measured with muse_flat 2.8.7), so a group that does not
+cover all 24 IFUs (a dead IFU, or ``ifus`` given) is a plan error naming the way out (``per_ifu``).
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from pathlib import Path
 from .plan import ReductionPlan, SofInput, Step
 
 PER_IFU_STAGES = ("bias", "dark", "flat", "wavecal", "lsf", "scibasic")
+ALL_IFUS = set(range(1, 25))
 RECIPES_WITH_MERGE = {"muse_bias", "muse_dark", "muse_flat", "muse_wavecal", "muse_lsf", "muse_scibasic"}
 
 
@@ -42,6 +46,7 @@ def merge_ifu_steps(plan: ReductionPlan) -> None:
     """Fold the per-IFU steps of ``plan`` into one merged step per group, in place."""
     renamed: dict[str, str] = {}
     merged: dict[str, Step] = {}
+    covered: dict[str, set[int]] = {}
     steps: list[Step] = []
     for step in plan.steps:
         if step.stage not in PER_IFU_STAGES or step.ifu is None:
@@ -49,6 +54,7 @@ def merge_ifu_steps(plan: ReductionPlan) -> None:
             continue
         name = _group_name(step)
         renamed[step.name] = name
+        covered.setdefault(name, set()).add(step.ifu)
         if name in merged:
             merged[name].inputs += step.inputs
             continue
@@ -67,6 +73,12 @@ def merge_ifu_steps(plan: ReductionPlan) -> None:
         step.inputs = _dedupe([SofInput(i.tag, i.path, renamed.get(i.step or "", i.step), i.catg)
                                for i in step.inputs])
     plan.steps = steps
+    for name, ifus in covered.items():
+        if merged[name].recipe != "muse_bias" and ifus != ALL_IFUS:
+            plan.errors.append(
+                f"{name}: global.ifu_tasks = merged runs {merged[name].recipe} --nifu=-1 over all 24 IFUs, but only "
+                f"IFUs {', '.join(map(str, sorted(ifus)))} have data here (dead IFUs, or the ifus setting); the recipe "
+                "would stop at the first IFU without a master calibration. Use global.ifu_tasks = per_ifu.")
     if merged:
         plan.report.append(f"global.ifu_tasks = merged: {len(renamed)} per-IFU steps folded into {len(merged)} "
                            "calls with --nifu=-1 --merge")
