@@ -113,10 +113,11 @@ with DAG(
         from airflow.sdk.exceptions import AirflowSkipException
 
         from muse_operators import python_steps
+        from muse_operators.step_record import NothingToHandOn
 
         try:
             return python_steps.run(recipe, sof, output_dir, expected_products, parameters, reuse, run_recipe)
-        except python_steps.NothingToHandOn as exc:
+        except NothingToHandOn as exc:
             raise AirflowSkipException(str(exc)) from None
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
@@ -153,10 +154,12 @@ with DAG(
 
         reduction = ReductionPlan.from_json(Path(plan_path).read_text())
         outputs = [output for stage in stage_outputs for output in (stage or [])]
-        targets = cleanup_targets(reduction, outputs, load_config(reduction.config))
-        count, freed = remove(targets)
-        print(f"clean-up: removed {count} files/folders, {freed / 1e9:.2f} GB" if targets
-              else "clean-up: cleanup.execute is false, nothing removed")
+        config = load_config(reduction.config)
+        if not config.get_path("cleanup.execute"):
+            print("clean-up: cleanup.execute is false, nothing removed")
+            return
+        count, freed = remove(cleanup_targets(reduction, outputs, config))
+        print(f"clean-up: removed {count} files/folders, {freed / 1e9:.2f} GB")
 
     plan_path = plan()
     earlier: list = []

@@ -77,7 +77,7 @@ def test_switched_off_stages_stay_planned_and_are_not_counted_as_failures(night,
     assert "bias.bias.01" not in unfinished and any(name.startswith("create_sky.") for name in unfinished)
 
 
-def test_create_sof_false_runs_the_edited_sof(night, tmp_path):  # noqa: F811
+def test_create_sof_false_marks_only_its_sections_steps(night, tmp_path):  # noqa: F811
     plan = _plan(night, tmp_path, sci_basic={"create_sof": False})
     assert {s.create_sof for s in plan.by_stage("scibasic")} == {False}
     assert {s.create_sof for s in plan.by_stage("bias")} == {True}

@@ -34,8 +34,7 @@ def cleanup_targets(plan: ReductionPlan, outputs: Iterable[Mapping[str, list[str
     combined = {dep for s in plan.by_stage("exp_combine") if s.name in known for dep in s.depends_on}
     for step in plan.steps:
         made = known.get(step.name, {})
-        is_std = any(i.tag == "STD" for i in step.inputs)
-        if step.stage == "scibasic" and not is_std:
+        if step.stage == "scibasic" and not step.reads_standard:
             targets |= {Path(p) for paths in made.values() for p in paths}
         elif step.stage == "scipost":
             whole = cfg.get_path("cleanup.include_combined") and step.name in combined

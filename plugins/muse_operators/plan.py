@@ -63,6 +63,11 @@ class Step:
     threads: int | None = None
 
     @property
+    def reads_standard(self) -> bool:
+        """A step of the standard star (its scibasic reads the raw STD frame)."""
+        return any(item.tag == "STD" for item in self.inputs)
+
+    @property
     def depends_on(self) -> list[str]:
         return sorted({i.step for i in self.inputs if i.step})
 

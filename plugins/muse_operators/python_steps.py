@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from . import sky
-from .errors import MuseAirflowError, RecipeFailedError
-from .products import ProductMap, categorise, check_expected, discard, publish
+from .errors import RecipeFailedError
+from .products import ProductMap, categorise, check_expected, discard
 from .sky import keep_molecular_lines, zero_continuum
-from .step_record import fingerprint, forget, recorded, reusable, write_record
+from .step_record import fingerprint, hand_on_recorded, publish_recorded, reusable
 
 PREFIX = "python:"
 
@@ -46,10 +46,6 @@ FUNCTIONS: dict[str, Callable[[dict[str, list[Path]], Path], None]] = {
 }
 
 
-class NothingToHandOn(MuseAirflowError):
-    """A step switched off in the config (``execute: false``) whose directory holds no earlier products."""
-
-
 def code_identity() -> str:
     """Stands in for an image ID: the hash of the modules that compute the Python steps' products."""
     digest = hashlib.sha256()
@@ -68,11 +64,7 @@ def run(recipe: str, sof: Sequence[Sequence[str]], output_dir: str, expected_pro
     if recipe not in FUNCTIONS:
         raise RecipeFailedError(f"unknown Python step {recipe!r}; known: {', '.join(sorted(FUNCTIONS))}")
     if not run_recipe:
-        products = recorded(output_dir)
-        if not products:
-            raise NothingToHandOn(f"{recipe} is switched off in the config (execute: false) and {output_dir} holds "
-                                  "no finished products of an earlier run")
-        return products
+        return hand_on_recorded(output_dir, recipe)
     print_ = fingerprint(recipe, sof, parameters or {}, code_identity())
     finished = reusable(output_dir, print_) if reuse else None
     if finished:
@@ -90,7 +82,4 @@ def run(recipe: str, sof: Sequence[Sequence[str]], output_dir: str, expected_pro
     except BaseException:
         discard(staging)
         raise
-    forget(out)
-    products = publish(staging, out, found)
-    write_record(out, print_, recipe, products)
-    return products
+    return publish_recorded(staging, out, found, print_, recipe)

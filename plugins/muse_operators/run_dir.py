@@ -64,7 +64,7 @@ def _differences(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "
 def run_directory(output_dir: str | os.PathLike[str], config: Mapping[str, Any], ifus: Sequence[int] | None = None,
                   run_name: str | None = None) -> Path:
     """Create (or re-open) the run's directory under ``output_dir`` and return it."""
-    settings = product_settings(config, ifus)
+    settings = json.loads(json.dumps(product_settings(config, ifus), default=str))  # as stored in JSON
     name = run_name or f"run-{run_id(config, ifus)}"
     if not _SAFE_NAME.match(name):
         raise RunDirectoryError(f"run_name {name!r}: use letters, digits, '.', '_', '+' or '-' (at most 100, not "
@@ -76,8 +76,8 @@ def run_directory(output_dir: str | os.PathLike[str], config: Mapping[str, Any],
             earlier = json.loads(record.read_text()).get("settings", {})
         except ValueError:
             earlier = None
-        if earlier != json.loads(json.dumps(settings, default=str)):
-            changed = _differences(earlier or {}, json.loads(json.dumps(settings, default=str)))
+        if earlier != settings:
+            changed = _differences(earlier or {}, settings)
             raise RunDirectoryError(
                 f"{directory} holds a reduction made with other settings ({'; '.join(changed[:8]) or 'unreadable '}"
                 f"{RECORD}); choose another run_name (or leave it empty: every config gets its own directory)")

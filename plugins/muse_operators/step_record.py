@@ -25,8 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import MuseAirflowError
+from .products import ProductMap, publish
+
 RECORD_NAME = ".muse_step.json"
-ProductMap = dict[str, list[str]]
+
+
+class NothingToHandOn(MuseAirflowError):
+    """A step switched off in the config (``execute: false``) whose directory holds no earlier products."""
 
 
 def _file_identity(path: str) -> list[Any]:
@@ -105,3 +111,21 @@ def recorded(output_dir: str | Path) -> ProductMap | None:
     """The products of whatever call last finished here, if intact (for steps with ``execute: false``)."""
     record = read_record(output_dir)
     return record.products if record and record.intact() else None
+
+
+def hand_on_recorded(output_dir: str | Path, recipe: str) -> ProductMap:
+    """``execute: false``: the step's products from its last finished run; NothingToHandOn if there are none."""
+    products = recorded(output_dir)
+    if not products:
+        raise NothingToHandOn(
+            f"{recipe} is switched off in the config (execute: false) and {output_dir} holds no finished products "
+            "of an earlier run; what needs them cannot run. Run it once with execute: true.")
+    return products
+
+
+def publish_recorded(staging_dir: Path, output_dir: Path, found: ProductMap, print_: str, recipe: str) -> ProductMap:
+    """Publish a finished call's products and record them: the old record goes first, the new one last."""
+    forget(output_dir)
+    products = publish(staging_dir, output_dir, found)
+    write_record(output_dir, print_, recipe, products)
+    return products

@@ -38,8 +38,8 @@ def runs(step: Step, cfg: Any) -> bool:
     section = section_of(step)
     allowed = bool(cfg.get_path(f"{section}.execute"))
     if step.stage == "scibasic":
-        is_std = any(item.tag == "STD" for item in step.inputs)
-        allowed = allowed and bool(cfg.get_path("sci_basic.execute_std" if is_std else "sci_basic.execute_sci"))
+        allowed = allowed and bool(cfg.get_path("sci_basic.execute_std" if step.reads_standard
+                                                 else "sci_basic.execute_sci"))
     return allowed
 
 
@@ -52,7 +52,7 @@ def apply_switches(plan: ReductionPlan, cfg: Any) -> None:
         section = section_of(step)
         step.execute = runs(step, cfg)
         python = step.recipe.startswith("python:")
-        step.create_sof = python or bool(cfg.get_path(f"{section}.create_sof") if section != "dither_collect" else True)
+        step.create_sof = python or bool(cfg.get_path(f"{section}.create_sof"))
         step.reuse = reuse
         step.threads = None if python or threads in (None, -1) else int(threads)
         if not step.execute:

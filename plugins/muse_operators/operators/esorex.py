@@ -31,9 +31,9 @@ from docker.types import Mount
 from ..errors import MuseAirflowError
 from ..esorex_call import build_call, container_user
 from ..esorex_image import configured_image, inspect_image, recipe_catalog
-from ..products import ProductMap, categorise, check_expected, discard, listed_products, publish
+from ..products import ProductMap, categorise, check_expected, discard, listed_products
 from ..sof import read_sof
-from ..step_record import fingerprint, forget, recorded, reusable, write_record
+from ..step_record import NothingToHandOn, fingerprint, hand_on_recorded, publish_recorded, reusable
 
 
 # Every recipe container carries this label (value: the recipe), so operators and tests can find them.
@@ -175,20 +175,17 @@ class EsorexOperator(DockerOperator):
             kept = discard(staging)
             self._report_failure(str(exc), tail, kept)
             raise AirflowException(f"{exc}; esorex log kept in {kept}\n{tail}") from None
-        forget(call.output_dir)
-        products = publish(staging, call.output_dir, found)
-        write_record(call.output_dir, print_, self.recipe, products)
+        products = publish_recorded(staging, call.output_dir, found, print_, self.recipe)
         for category, paths in sorted(products.items()):
             self.log.info("%s: %s", category, ", ".join(paths))
         return products
 
     def _hand_on_recorded(self) -> ProductMap:
         """``execute: false``: the products of the step's last finished run, or skip (nothing to hand on)."""
-        products = recorded(self.output_dir)
-        if not products:
-            raise AirflowSkipException(
-                f"{self.recipe} is switched off in the config (execute: false) and {self.output_dir} holds no "
-                "finished products of an earlier run; what needs them cannot run. Run it once with execute: true.")
+        try:
+            products = hand_on_recorded(self.output_dir, self.recipe)
+        except NothingToHandOn as exc:
+            raise AirflowSkipException(str(exc)) from None
         self.log.info("%s is switched off (execute: false): handing on the products of its last run in %s",
                       self.recipe, self.output_dir)
         return products
