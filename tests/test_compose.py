@@ -1,5 +1,7 @@
-"""The single-host docker-compose.yaml, end to end: build the Airflow image, bring the stack up, log in
-through the REST API, run muse_bias through the muse_recipe DAG, find the master bias on the host.
+"""The CeleryExecutor docker-compose.yaml, end to end: build the images (Airflow, PostgreSQL, Redis, all
+from the offline Debian base), bring the stack up with two workers, log in through the REST API, trigger
+muse_reduce on a three-IFU bias set, wait for success, and find one master bias per IFU on the host,
+made by tasks that ran on both workers.
 
 Needs a Docker engine, the esorex image (scripts/setup.sh) and docker-compose (v1 ``docker-compose`` or
 the v2 ``docker compose`` plugin). All traffic goes to 127.0.0.1. The stack is always torn down with
@@ -36,7 +38,8 @@ AIRFLOW_UID = 50000
 ADMIN_USER = "muse-admin"
 
 HEALTH_TIMEOUT = 300  # s, stack up -> API healthy and the DAG parsed
-RUN_TIMEOUT = 330  # s, trigger -> run finished (< 6 min)
+RUN_TIMEOUT = 600  # s, trigger -> run finished
+WORKERS = 2
 
 
 def compose_command() -> list[str]:
@@ -121,6 +124,13 @@ def stack(data_dir: Path) -> Iterator[dict[str, Any]]:
         "MUSE_AIRFLOW_ADMIN_PASSWORD": password,
         "MUSE_AIRFLOW_PORT": str(port),
         "DOCKER_GID": str(DOCKER_SOCKET.stat().st_gid),
+        "MUSE_DB_PASSWORD": secrets.token_urlsafe(16),
+        "MUSE_REDIS_PASSWORD": secrets.token_urlsafe(16),
+        "MUSE_JWT_SECRET": secrets.token_urlsafe(32),
+        "MUSE_POSTGRES_PORT": str(free_port()),
+        "MUSE_REDIS_PORT": str(free_port()),
+        "MUSE_WORKER_CONCURRENCY": "1",  # so that concurrent tasks must spread over both workers
+        "MUSE_OMP_NUM_THREADS": "1",
     }
     compose = [*compose_command(), "-f", str(COMPOSE_FILE), "-p", f"muse-compose-test-{os.getpid()}"]
     timings: dict[str, float] = {}
@@ -135,7 +145,7 @@ def stack(data_dir: Path) -> Iterator[dict[str, Any]]:
         timings["image build"] = time.monotonic() - started
         assert built.returncode == 0, f"compose build failed:\n{built.stdout[-4000:]}\n{built.stderr[-4000:]}"
         started = time.monotonic()
-        up = run("up", "-d")
+        up = run("up", "-d", "--scale", f"worker={WORKERS}")
         assert up.returncode == 0, f"compose up failed:\n{up.stdout[-4000:]}\n{up.stderr[-4000:]}"
         yield {"api": Api(port), "user": ADMIN_USER, "password": password, "timings": timings,
                "started": started, "logs": lambda: run("logs", "--tail=200").stdout}
@@ -145,15 +155,15 @@ def stack(data_dir: Path) -> Iterator[dict[str, Any]]:
             print(f"compose down failed:\n{down.stdout}\n{down.stderr}", file=sys.stderr)
 
 
-def test_muse_bias_through_the_compose_stack(stack: dict[str, Any], data_dir: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_muse_reduce_through_the_celery_stack(stack: dict[str, Any], data_dir: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
     api: Api = stack["api"]
     timings: dict[str, float] = stack["timings"]
 
     raw_dir = data_dir / "raw"
     raw_dir.mkdir()
     raw_dir.chmod(0o755)
-    raws = write_bias_set(raw_dir, [1], count=3, seed=1)
+    raws = write_bias_set(raw_dir, [1, 2, 3], count=3, seed=1)
     for path in raws:
         path.chmod(0o444)
     products = data_dir / "products"  # staging directories are created beside the output directory
@@ -163,7 +173,6 @@ def test_muse_bias_through_the_compose_stack(stack: dict[str, Any], data_dir: Pa
         products.chmod(0o755)
     else:
         products.chmod(0o777)
-    out = products / "bias"
 
     def healthy() -> bool:
         status, body = api.request("GET", "/api/v2/monitor/health")
@@ -181,25 +190,20 @@ def test_muse_bias_through_the_compose_stack(stack: dict[str, Any], data_dir: Pa
     status, _ = wrong.request("GET", "/api/v2/dags")
     assert status == 401, f"the API answered without a token: {status}"
 
-    wait_for("the muse_recipe DAG to be parsed", lambda: api.request("GET", "/api/v2/dags/muse_recipe")[0] == 200,
+    wait_for("the muse_reduce DAG to be parsed", lambda: api.request("GET", "/api/v2/dags/muse_reduce")[0] == 200,
              HEALTH_TIMEOUT - (time.monotonic() - stack["started"]) + 60)
     timings["stack up"] = time.monotonic() - stack["started"]
 
-    status, body = api.request("PATCH", "/api/v2/dags/muse_recipe", {"is_paused": False})
+    status, body = api.request("PATCH", "/api/v2/dags/muse_reduce", {"is_paused": False})
     assert status == 200 and body["is_paused"] is False, f"unpause failed: {status} {body}"
 
-    conf = {
-        "recipe": "muse_bias",
-        "sof": [[str(p), "BIAS"] for p in raws],
-        "parameters": {"nifu": 1},
-        "expected_products": ["MASTER_BIAS"],
-        "output_dir": str(out),
-    }
+    conf = {"raw_dir": str(raw_dir), "output_dir": str(products), "ifus": [1, 2, 3],
+            "config": {"global": {"using_ESO_Calibration": False}}}
     started = time.monotonic()
-    status, body = api.request("POST", "/api/v2/dags/muse_recipe/dagRuns", {"logical_date": None, "conf": conf})
+    status, body = api.request("POST", "/api/v2/dags/muse_reduce/dagRuns", {"logical_date": None, "conf": conf})
     assert status == 200, f"trigger failed: {status} {body}"
     run_id = body["dag_run_id"]
-    run_path = f"/api/v2/dags/muse_recipe/dagRuns/{urllib.request.quote(run_id, safe='')}"
+    run_path = f"/api/v2/dags/muse_reduce/dagRuns/{urllib.request.quote(run_id, safe='')}"
 
     def finished() -> str | None:
         state = api.request("GET", run_path)[1]["state"]
@@ -207,12 +211,21 @@ def test_muse_bias_through_the_compose_stack(stack: dict[str, Any], data_dir: Pa
 
     state = wait_for(f"dag run {run_id}", finished, RUN_TIMEOUT, interval=5)
     timings["run"] = time.monotonic() - started
+    _, listing = api.request("GET", f"{run_path}/taskInstances?limit=100")
+    instances = listing["task_instances"]
     if state != "success":
-        _, log = api.request("GET", f"{run_path}/taskInstances/esorex/logs/1?full_content=true")
-        pytest.fail(f"run {run_id} ended {state}\ntask log: {json.dumps(log)[-6000:]}\n"
+        failed = [t for t in instances if t["state"] not in ("success", "skipped")]
+        logs = [api.request("GET", f"{run_path}/taskInstances/{t['task_id']}/logs/{t['try_number']}"
+                                   f"?full_content=true&map_index={t['map_index']}")[1] for t in failed[:2]]
+        pytest.fail(f"run {run_id} ended {state}; failed: {failed}\ntask logs: {json.dumps(logs)[-6000:]}\n"
                     f"compose logs:\n{stack['logs']()[-4000:]}")
 
-    master = out / "MASTER_BIAS-01.fits"
-    assert master.is_file(), f"{master} missing; products: {sorted(p.name for p in out.iterdir())}"
+    masters = sorted(products.glob("run-*/calibrations/**/MASTER_BIAS*.fits"))
+    assert len(masters) == 3, f"expected one MASTER_BIAS per IFU, found {masters}"
+    bias_hosts = {t["hostname"] for t in instances if t["task_id"] == "bias"}
+    all_hosts = {t["hostname"] for t in instances if t["hostname"]}
+    assert len([t for t in instances if t["task_id"] == "bias"]) == 3
+    assert len(all_hosts) == WORKERS, f"tasks ran on {all_hosts}, expected {WORKERS} workers"
     with capsys.disabled():
-        print("\ncompose timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
+        print("\ncompose timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
+              + f"; bias tasks on {sorted(bias_hosts)}")

@@ -31,6 +31,8 @@ KEYWORDS = {
     "HIERARCH ESO INS DROT POSANG": "posang",
     "HIERARCH ESO OBS NAME": "obs_name",
     "HIERARCH ESO OBS ID": "obs_id",
+    "HIERARCH ESO OBS PROG ID": "prog_id",
+    "HIERARCH ESO OBS TARG NAME": "targ_name",
     "HIERARCH ESO TPL START": "tpl_start",
     "HIERARCH ESO TPL NEXP": "tpl_nexp",
     "HIERARCH ESO TPL EXPNO": "tpl_expno",
@@ -60,6 +62,8 @@ class RawFrame:
     posang: float | None = None
     obs_name: str | None = None
     obs_id: int | None = None
+    prog_id: str | None = None
+    targ_name: str | None = None
     tpl_start: str | None = None
     tpl_nexp: int | None = None
     tpl_expno: int | None = None

@@ -66,20 +66,21 @@ def run(recipe: str, sof: Sequence[Sequence[str]], output_dir: str, expected_pro
     if not run_recipe:
         return hand_on_recorded(output_dir, recipe)
     print_ = fingerprint(recipe, sof, parameters or {}, code_identity())
-    finished = reusable(output_dir, print_) if reuse else None
-    if finished:
-        return finished
-    inputs: dict[str, list[Path]] = {}
-    for path, tag in sof:
-        inputs.setdefault(tag, []).append(Path(path))
-    out = Path(output_dir)
-    staging = out.parent / f".{out.name}.staging-{secrets.token_hex(4)}"
-    staging.mkdir(parents=True)
-    try:
-        FUNCTIONS[recipe](inputs, staging)
-        found = categorise(staging.glob("*.fits"))
-        check_expected(found, expected_products, recipe)
-    except BaseException:
-        discard(staging)
-        raise
-    return publish_recorded(staging, out, found, print_, recipe)
+    with step_lock(output_dir):  # another run at the same step: wait for it, then reuse its products
+        finished = reusable(output_dir, print_) if reuse else None
+        if finished:
+            return finished
+        inputs: dict[str, list[Path]] = {}
+        for path, tag in sof:
+            inputs.setdefault(tag, []).append(Path(path))
+        out = Path(output_dir)
+        staging = out.parent / f".{out.name}.staging-{secrets.token_hex(4)}"
+        staging.mkdir(parents=True)
+        try:
+            FUNCTIONS[recipe](inputs, staging)
+            found = categorise(staging.glob("*.fits"))
+            check_expected(found, expected_products, recipe)
+        except BaseException:
+            discard(staging)
+            raise
+        return publish_recorded(staging, out, found, print_, recipe)

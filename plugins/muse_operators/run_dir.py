@@ -5,6 +5,9 @@ A reduction writes into ``<output_dir>/<run name>/`` (``calibrations/``, ``reduc
 setting that changes a product. Settings that only say *whether* or *how fast* steps run
 (``execute``/``create_sof`` switches, ``cleanup``, ``n_CPU``, ``reuse_products``) are left out of the
 id on purpose: switching a stage off must find the products of the earlier run with it switched on.
+``OB_list`` is left out too unless ``dither_multiple_OBs`` combines the listed OBs into one pointing: which
+OBs a run reduces does not change any one OB's products, so per-OB runs of the same config (the nightly
+DAG starts one per OB) share one directory and the night's calibrations in it.
 
 ``run-config.json`` in the directory records the settings; a different config under the same run name is
 refused with the settings that differ, instead of silently mixing two reductions.
@@ -40,6 +43,9 @@ def product_settings(config: Mapping[str, Any], ifus: Sequence[int] | None = Non
             continue
         kept[section] = {key: value for key, value in sorted(values.items())
                          if key not in _RUN_SWITCHES and (section, key) not in _NOT_PRODUCT_SETTINGS}
+    global_ = kept.get("global", {})
+    if not global_.get("dither_multiple_OBs"):
+        global_.pop("OB_list", None)
     kept["ifus"] = sorted(ifus) if ifus else "all"
     return kept
 

@@ -14,13 +14,19 @@ upstream product (new mtime) re-runs everything that reads it.
 The record is written after the products (atomically, by rename) and removed before a re-run publishes,
 so it never vouches for files it did not see finished. This is also what ``execute: false`` uses: the
 step is not run and its recorded products are handed on, as MUSEreduce's skipped steps left theirs.
+
+Two runs may reach the same step at once (the nightly DAG reduces the OBs of one night in parallel, and
+they share that night's calibrations): :func:`step_lock` serialises them on the step's directory, so the
+second waits, then finds the first one's record and reuses it instead of reducing the same frames again.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +35,7 @@ from .errors import MuseAirflowError
 from .products import ProductMap, publish
 
 RECORD_NAME = ".muse_step.json"
+LOCK_NAME = ".muse_step.lock"
 
 
 class NothingToHandOn(MuseAirflowError):
@@ -129,3 +136,20 @@ def publish_recorded(staging_dir: Path, output_dir: Path, found: ProductMap, pri
     products = publish(staging_dir, output_dir, found)
     write_record(output_dir, print_, recipe, products)
     return products
+
+
+@contextlib.contextmanager
+def step_lock(output_dir: str | Path) -> Iterator[None]:
+    """Hold the step directory's lock (``flock``) while deciding to reuse, running and publishing.
+
+    The lock belongs to the open file, so a killed worker releases it; ``flock`` works on local disks and on
+    NFSv4 (the shared product volume of a multi-machine deployment).
+    """
+    directory = Path(output_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / LOCK_NAME, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -33,7 +33,7 @@ from ..esorex_call import build_call, container_user
 from ..esorex_image import configured_image, inspect_image, recipe_catalog
 from ..products import ProductMap, categorise, check_expected, discard, listed_products
 from ..sof import read_sof
-from ..step_record import NothingToHandOn, fingerprint, hand_on_recorded, publish_recorded, reusable
+from ..step_record import NothingToHandOn, fingerprint, hand_on_recorded, publish_recorded, reusable, step_lock
 
 
 # Every recipe container carries this label (value: the recipe), so operators and tests can find them.
@@ -127,6 +127,16 @@ class EsorexOperator(DockerOperator):
             catalog = recipe_catalog(self.image, docker_url)
             print_ = fingerprint(self.recipe, [[e.path, e.tag] for e in call.sof], self.parameters,
                                  inspect_image(self.image, docker_url)["Id"])
+        except MuseAirflowError as exc:
+            raise AirflowException(str(exc)) from None
+        # Another run at the same step (OBs of one night sharing its calibrations) holds the lock until it
+        # has published; this one then finds its record and reuses the products.
+        with step_lock(call.output_dir):
+            return self._reuse_or_run(context, call, catalog, print_, expected)
+
+    def _reuse_or_run(self, context: Any, call: Any, catalog: Any, print_: str, expected: list[str]) -> ProductMap:
+        """Hand on an identical finished call's products, or run the recipe and publish (under the step lock)."""
+        try:
             finished = reusable(call.output_dir, print_) if _flag(self.reuse) else None
             if finished:
                 self.log.info("%s already finished in %s with the same inputs, parameters and image: reusing "

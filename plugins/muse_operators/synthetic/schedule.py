@@ -41,6 +41,12 @@ SCIENCE_PSF, STD_PSF = Moffat(0.8), Moffat(0.6)
 OBS_PROG_ID = "60.A-9100(A)"
 
 
+def programme_of(night: int) -> str:
+    """Each night's science belongs to its own ESO programme (60.A-9100(A), 60.A-9101(A), ...), so the
+    nightly DAG's programme filter has something to select."""
+    return f"60.A-91{night % 100:02d}(A)"
+
+
 @dataclass
 class PlannedExposure:
     """One on-sky frame to write: its header, what it sees, and the truth the manifest records."""
@@ -62,10 +68,10 @@ def transit_mjd(ra: float, after_mjd: float) -> float:
 
 
 def _spec(kind: str, mjd: float, exptime: float, pointing: Pointing, ob: str, obs_id: int, target: str,
-          tpl_start: str, nexp: int, expno: int, ins_mode: str, psf: Moffat) -> FrameSpec:
+          tpl_start: str, nexp: int, expno: int, ins_mode: str, psf: Moffat, prog_id: str = OBS_PROG_ID) -> FrameSpec:
     catg = "CALIB" if kind == "STD" else "SCIENCE"
     tpl = "MUSE_wfm_cal_specphot" if kind == "STD" else "MUSE_wfm-noao_obs_genericoffset"
-    extra = {"ESO TPL ID": tpl, "ESO OBS PROG ID": OBS_PROG_ID,
+    extra = {"ESO TPL ID": tpl, "ESO OBS PROG ID": prog_id,
              **sky_keywords(pointing.ra, pointing.dec, mjd, exptime, pointing.posang, psf.fwhm_arcsec, ins_mode)}
     return FrameSpec(catg, kind, mjd, exptime=exptime, ins_mode=ins_mode, tpl_start=tpl_start, tpl_nexp=nexp,
                      tpl_expno=expno, obs_name=ob, obs_id=obs_id, target=target, ra=round(pointing.ra, 7),
@@ -118,7 +124,7 @@ def night_schedule(night: int, obs: int = 1, exposures: int = 2, ins_mode: str =
             exptime = exptime_of(index, exposures)
             expno += 1
             spec = _spec("OBJECT", mjd, exptime, nominal, ob_name, obs_id, target, tpl_start, nexp, expno, ins_mode,
-                         SCIENCE_PSF)
+                         SCIENCE_PSF, programme_of(night))
             airmass = 0.5 * (spec.extra["ESO TEL AIRM START"] + spec.extra["ESO TEL AIRM END"])
             planned.append(PlannedExposure("OBJECT", spec, Observation(true, exptime, airmass, scene, SCIENCE_PSF),
                                            night, ob_name, target, (east, north), error))
@@ -128,7 +134,7 @@ def night_schedule(night: int, obs: int = 1, exposures: int = 2, ins_mode: str =
                 pointing_sky = Pointing(ra_sky, dec_sky, posang)
                 expno += 1
                 spec = _spec("SKY", mjd, SKY_EXPTIME, pointing_sky, ob_name, obs_id, target, tpl_start, nexp, expno,
-                             ins_mode, SCIENCE_PSF)
+                             ins_mode, SCIENCE_PSF, programme_of(night))
                 airmass = spec.extra["ESO TEL AIRM START"]
                 planned.append(PlannedExposure("SKY", spec, Observation(pointing_sky, SKY_EXPTIME, airmass, None),
                                                night, ob_name, target))
