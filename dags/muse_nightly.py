@@ -50,6 +50,9 @@ with DAG(
                            "shell pattern, e.g. 60.A-9100*; empty: all)"),
         "target": Param("", type="string", description="only OBs of this target (OBS.TARG.NAME or OB name; "
                         "shell pattern; empty: all)"),
+        "night": Param("", type="string", pattern=r"^(\d{4}-\d{2}-\d{2})?$",
+                       description="the observing night to reduce, YYYY-MM-DD (the evening's date) - for manual "
+                       "runs; empty: the run's data interval (scheduled runs and backfills)"),
         "lookback_nights": Param(2, type="integer", minimum=0, maximum=60,
                                  description="also consider OBs of this many nights before (incomplete OBs "
                                  "are retried until they fall out of this window)"),
@@ -66,12 +69,15 @@ with DAG(
         from muse_operators.header_index import HeaderIndex
         from muse_operators.nightly import NightRequest, night_of, survey_night, write_report
 
-        assert params is not None and data_interval_start is not None
+        assert params is not None
         for name, variable in (("landing_dir", "MUSE_LANDING_DIR"), ("output_dir", "MUSE_NIGHTLY_OUTPUT_DIR")):
             if not params.get(name):
                 raise ValueError(f"the Param {name} is empty: set ${variable} for the scheduler and workers, or "
                                  f"pass {name} in the run's conf (--dag-run-conf for backfills)")
-        night = night_of(data_interval_start)
+        if not params.get("night") and data_interval_start is None:
+            raise ValueError("this run has no data interval (a manual run without a logical date): name the "
+                             "observing night to reduce in the Param night (YYYY-MM-DD)")
+        night = params.get("night") or night_of(data_interval_start)
         request = NightRequest(params["landing_dir"], params["output_dir"], night, params.get("config") or {},
                                params.get("ifus"), int(params["lookback_nights"]), params.get("programme") or "",
                                params.get("target") or "", params.get("run_name") or "")

@@ -55,9 +55,15 @@ with DAG(
 ) as dag:
 
     @task
-    def plan(params: dict | None = None) -> str:
-        """Scan the raw directory, print the plan, write it to <run dir>/plan.json; return that path."""
+    def plan(params: dict | None = None, run_id: str | None = None) -> str:
+        """Scan the raw directory, print the plan, write it to <run dir>/plans/<DAG run>.json; return that path.
+
+        One file per DAG run: per-OB runs of one config (muse_nightly) share the run directory, and each
+        run's later tasks must read its own plan. <run dir>/plan.json is a copy of the latest, for people.
+        """
         import os
+        import re
+        import shutil
         from pathlib import Path
 
         from muse_operators.config import load_config
@@ -77,10 +83,14 @@ with DAG(
             raise ValueError("the plan has errors:\n" + "\n".join(reduction.errors))
         if not reduction.steps:
             raise ValueError(f"nothing to reduce in {params['raw_dir']}")
-        path = run_dir / "plan.json"
-        tmp = path.with_suffix(".json.tmp")
+        path = run_dir / "plans" / (re.sub(r"[^A-Za-z0-9._+-]", "_", run_id or "manual") + ".json")
+        path.parent.mkdir(exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
         tmp.write_text(reduction.to_json())
         tmp.replace(path)
+        latest = run_dir / f".plan.json.tmp{os.getpid()}"
+        shutil.copyfile(path, latest)
+        latest.replace(run_dir / "plan.json")
         return str(path)
 
     @task(trigger_rule=TriggerRule.ALL_DONE)

@@ -1,6 +1,6 @@
 """Scheduled nightly reductions and archival backfill (issue 7), with a real scheduler, real recipes.
 
-A two-night synthetic archive (IFU 1; each night: calibrations, a standard star and one OB of two
+A two-night synthetic archive (IFUs 1-2; each night: calibrations, a standard star and one OB of two
 exposures; night 0 belongs to programme 60.A-9100(A), night 1 to 60.A-9101(A)) lands in a landing
 area, with the second exposure of night 1's OB held back. Then, against a running scheduler:
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from astropy.io import fits
@@ -31,7 +30,7 @@ pytestmark = [pytest.mark.airflow, pytest.mark.container]
 
 CONFIG = {"global": {"using_ESO_Calibration": False}}
 NIGHT0, NIGHT1, NIGHT2 = "2023-12-22", "2023-12-23", "2023-12-24"  # data intervals start at 12:00 UTC
-REDUCE_TIMEOUT = 1500  # s, two OBs' full chains on 2 cores
+REDUCE_TIMEOUT = 2400  # s, two OBs' full chains on 2 cores
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +38,7 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("nightly")
     root.chmod(0o755)
     landing, held = root / "landing", root / "held-back"
-    write_night(landing, [1], obs=1, exposures=2, nights=2, seed=21, sky=False)
+    write_night(landing, [1, 2], obs=1, exposures=2, nights=2, seed=21, sky=False)
     manifest = json.loads((landing / "manifest.json").read_text())
     late = [e["file"] for e in manifest["exposures"] if e["kind"] == "OBJECT" and e["night"] == 1][-1]
     held.mkdir()
@@ -70,7 +69,7 @@ def airflow(tmp_path_factory: pytest.TempPathFactory, archive: dict, esorex_imag
 
 def _night_conf(archive: dict, **extra) -> str:
     return json.dumps({"landing_dir": str(archive["landing"]), "output_dir": str(archive["output"]),
-                       "config": CONFIG, "ifus": [1], **extra})
+                       "config": CONFIG, "ifus": [1, 2], **extra})
 
 
 def _report(archive: dict, night: str) -> dict[str, dict]:
@@ -103,8 +102,8 @@ def test_backfill_nightly_retry_and_skip(airflow: AirflowServices, archive: dict
     assert set(airflow.runs("muse_reduce")) == {first_run_id}
 
     # 2. the nightly run of night 1, no filter: the OB lacks an exposure -> incomplete, reported, no failure
-    airflow.cli("dags", "trigger", "muse_nightly", "--logical-date", f"{NIGHT1}T12:00:00+00:00",
-                "--run-id", "manual-night1", "--conf", _night_conf(archive, lookback_nights=0))
+    airflow.cli("dags", "trigger", "muse_nightly", "--run-id", "manual-night1",
+                "--conf", _night_conf(archive, night=NIGHT1, lookback_nights=0))
     run = airflow.wait_for_runs("muse_nightly", lambda k, v: k == "manual-night1", 1, 300)["manual-night1"]
     assert run["state"] == "success", airflow.task_states("muse_nightly", "manual-night1")
     night1 = _report(archive, NIGHT1)["SYN-N2A_OB1"]
@@ -114,8 +113,8 @@ def test_backfill_nightly_retry_and_skip(airflow: AirflowServices, archive: dict
 
     # 3. the exposure lands; the next night's run looks back, reduces night 1's OB, skips night 0's
     shutil.copy2(archive["held"], archive["landing"] / archive["held"].name)
-    airflow.cli("dags", "trigger", "muse_nightly", "--logical-date", f"{NIGHT2}T12:00:00+00:00",
-                "--run-id", "manual-night2", "--conf", _night_conf(archive, lookback_nights=2))
+    airflow.cli("dags", "trigger", "muse_nightly", "--run-id", "manual-night2",
+                "--conf", _night_conf(archive, night=NIGHT2, lookback_nights=2))
     run = airflow.wait_for_runs("muse_nightly", lambda k, v: k == "manual-night2", 1, 300)["manual-night2"]
     assert run["state"] == "success"
     report = _report(archive, NIGHT2)

@@ -4,10 +4,7 @@ set -eu
 : "${POSTGRES_USER:?set POSTGRES_USER}" "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD}"
 POSTGRES_DB=${POSTGRES_DB:-$POSTGRES_USER}
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
-    pwfile=$(mktemp)
-    printf '%s\n' "$POSTGRES_PASSWORD" > "$pwfile"
     initdb --username=postgres --auth-local=trust --auth-host=scram-sha-256 --encoding=UTF8 -D "$PGDATA" >/dev/null
-    rm -f "$pwfile"
     echo "host all all 0.0.0.0/0 scram-sha-256" >> "$PGDATA/pg_hba.conf"
     echo "host all all ::/0 scram-sha-256" >> "$PGDATA/pg_hba.conf"
     pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null

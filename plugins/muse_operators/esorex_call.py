@@ -152,7 +152,12 @@ def docker_run_argv(call: EsorexCall, image: str, catalog: RecipeCatalog, user: 
               "-w", str(call.staging_dir), "-e", f"OMP_NUM_THREADS={threads}", "-e", "HOME=/tmp",
               "--entrypoint", argv[0]]
     for mount in call.mounts():
-        docker += ["-v", f"{mount.path}:{mount.path}:{'ro' if mount.read_only else 'rw'}"]
+        # --mount, not -v: the path may hold colons (ESO's file names carry the time: MUSE.2023-12-23T08:35:05)
+        if "," in mount.path or '"' in mount.path:
+            raise SofError(f"{mount.path}: docker run --mount cannot take a path with ',' or '\"'; "
+                                  "rename the directory (EsorexOperator, which uses the Docker API, can)")
+        docker += ["--mount", f"type=bind,source={mount.path},target={mount.path}"
+                   + (",readonly" if mount.read_only else "")]
     return [*docker, image, *argv[1:]]
 
 

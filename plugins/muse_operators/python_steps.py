@@ -18,7 +18,7 @@ from . import sky
 from .errors import RecipeFailedError
 from .products import ProductMap, categorise, check_expected, discard
 from .sky import keep_molecular_lines, zero_continuum
-from .step_record import fingerprint, hand_on_recorded, publish_recorded, reusable
+from .step_record import fingerprint, hand_on_recorded, publish_recorded, reusable, step_lock
 
 PREFIX = "python:"
 
