@@ -2,14 +2,17 @@
 
 A two-night synthetic archive (IFUs 1-2; each night: calibrations, a standard star and one OB of two
 exposures; night 0 belongs to programme 60.A-9100(A), night 1 to 60.A-9101(A)) lands in a landing
-area, with the second exposure of night 1's OB held back. Then, against a running scheduler:
+area, with the second exposure of night 1's OB held back and without night 1's calibration frames (so
+both OBs are reduced with night 0's calibrations, which the second reduction must reuse, not redo).
+Then, against a running scheduler:
 
 1. ``airflow backfill create`` over both nights with ``programme=60.A-9100*``: night 0's OB is
    reduced (one muse_reduce run), night 1's OB is reported as not selected;
 2. the nightly run of night 1 without filter reports its OB incomplete (and succeeds);
 3. the held-back exposure arrives; the nightly run of night 2 (no data of its own, looking back two
    nights) triggers night 1's OB and skips night 0's (unchanged: its reduction exists);
-4. both reductions finish with a combined cube; the raw files are untouched.
+4. both reductions finish with a combined cube, in one run directory with one set of calibrations;
+   the raw files are untouched.
 """
 from __future__ import annotations
 
@@ -41,6 +44,9 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> dict:
     write_night(landing, [1, 2], obs=1, exposures=2, nights=2, seed=21, sky=False)
     manifest = json.loads((landing / "manifest.json").read_text())
     late = [e["file"] for e in manifest["exposures"] if e["kind"] == "OBJECT" and e["night"] == 1][-1]
+    for names in manifest["nights"][1]["calibrations"].values():
+        for name in names:
+            (landing / name).unlink()
     held.mkdir()
     shutil.move(str(landing / late), held / late)
     output = root / "reduced"
@@ -75,6 +81,13 @@ def _night_conf(archive: dict, **extra) -> str:
 def _report(archive: dict, night: str) -> dict[str, dict]:
     data = json.loads((archive["output"] / "nightly" / f"{night}.json").read_text())
     return {ob["ob"]: ob for ob in data["obs"]}
+
+
+def _task_log(airflow: AirflowServices, run_id: str, task_id: str, map_index: int) -> str:
+    folder = airflow.home / "logs" / "dag_id=muse_reduce" / f"run_id={run_id}" / f"task_id={task_id}"
+    if map_index >= 0:
+        folder = folder / f"map_index={map_index}"
+    return "".join(p.read_text(errors="replace") for p in folder.glob("attempt=*.log"))
 
 
 def _nightly_run(airflow: AirflowServices, night: str) -> tuple[str, dict]:
@@ -138,5 +151,13 @@ def test_backfill_nightly_retry_and_skip(airflow: AirflowServices, archive: dict
             assert WCS(hdul[1].header).has_celestial
     runs_dirs = {p.parent for p in archive["output"].glob("run-*/run-config.json")}
     assert len(runs_dirs) == 1  # per-OB runs of one config share one run directory
+    run_dir = next(iter(runs_dirs))
+    for stage in ("bias", "flat", "wavecal", "lsf", "twilight"):  # night 0's, reduced once for both OBs
+        sets = sorted(p.name for p in run_dir.glob(f"calibrations/{stage}/*"))
+        assert len(sets) == 1, (stage, sets)
+        for map_index in {m for t, m, _ in airflow.task_states("muse_reduce", first_run_id) if t == stage}:
+            reused = [run_id for run_id in reductions if "reusing its products" in _task_log(
+                airflow, run_id, stage, map_index)]
+            assert len(reused) == 1, f"{stage}[{map_index}]: reused by {reused}; it must run once and be reused once"
     assert checksums(sorted(p for p in archive["landing"].rglob("*.fits") if p.name != archive["held"].name)
                      + [archive["held"]]) == archive["raw_sums"]

@@ -35,7 +35,7 @@ from .errors import MuseAirflowError
 from .products import ProductMap, publish
 
 RECORD_NAME = ".muse_step.json"
-LOCK_NAME = ".muse_step.lock"
+LOCK_NAME = ".muse_step.lock"  # as .<step dir name>.muse_step.lock in the parent
 
 
 class NothingToHandOn(MuseAirflowError):
@@ -140,14 +140,15 @@ def publish_recorded(staging_dir: Path, output_dir: Path, found: ProductMap, pri
 
 @contextlib.contextmanager
 def step_lock(output_dir: str | Path) -> Iterator[None]:
-    """Hold the step directory's lock (``flock``) while deciding to reuse, running and publishing.
+    """Hold the step's lock (``flock``) while deciding to reuse, running and publishing.
 
     The lock belongs to the open file, so a killed worker releases it; ``flock`` works on local disks and on
     NFSv4 (the shared product volume of a multi-machine deployment).
     """
     directory = Path(output_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / LOCK_NAME, "a") as handle:
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    # Beside the step's directory (like its staging directories), so a failed step leaves no empty one.
+    with open(directory.parent / f".{directory.name}{LOCK_NAME}", "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

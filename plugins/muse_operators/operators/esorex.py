@@ -125,6 +125,7 @@ class EsorexOperator(DockerOperator):
             sof = read_sof(f"{self.output_dir}/{self.recipe}.sof") if _flag(self.use_existing_sof) else self.sof
             call = build_call(self.recipe, sof, self.output_dir, self.parameters, read_only_dirs)
             catalog = recipe_catalog(self.image, docker_url)
+            catalog.command_line(self.recipe, self.parameters)  # bad parameters fail before anything is made
             print_ = fingerprint(self.recipe, [[e.path, e.tag] for e in call.sof], self.parameters,
                                  inspect_image(self.image, docker_url)["Id"])
         except MuseAirflowError as exc:
