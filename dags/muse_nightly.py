@@ -62,11 +62,9 @@ with DAG(
     @task
     def survey(params: dict | None = None, data_interval_start=None) -> list[dict]:
         """Index the landing area and decide per OB; returns the triggers for the ready ones."""
-        from pathlib import Path
-
         from muse_operators import python_steps
         from muse_operators.esorex_image import configured_image, inspect_image
-        from muse_operators.header_index import HeaderIndex
+        from muse_operators.header_index import HeaderIndex, default_index_path
         from muse_operators.nightly import NightRequest, night_of, survey_night, write_report
 
         assert params is not None
@@ -81,9 +79,7 @@ with DAG(
         request = NightRequest(params["landing_dir"], params["output_dir"], night, params.get("config") or {},
                                params.get("ifus"), int(params["lookback_nights"]), params.get("programme") or "",
                                params.get("target") or "", params.get("run_name") or "")
-        index_path = os.environ.get("MUSE_HEADER_INDEX") or str(
-            Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "muse_header_index.sqlite")
-        with HeaderIndex(index_path) as index:
+        with HeaderIndex(default_index_path()) as index:
             scan = index.scan(request.landing_dir, with_ifus=True)
         for path, reason in scan.unreadable:
             print(f"WARNING unreadable, not used: {path}: {reason}")

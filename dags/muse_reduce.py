@@ -64,16 +64,15 @@ with DAG(
         import os
         import re
         import shutil
-        from pathlib import Path
 
         from muse_operators.config import load_config
         from muse_operators.config.form import config_from_form
+        from muse_operators.header_index import default_index_path
         from muse_operators.planner import plan_reduction
         from muse_operators.run_dir import run_directory
 
         assert params is not None
-        index = os.environ.get("MUSE_HEADER_INDEX") or str(
-            Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "muse_header_index.sqlite")
+        index = default_index_path()
         config = load_config(config_from_form(params, params.get("config") or {}) or None)
         run_dir = run_directory(params["output_dir"], config, params.get("ifus"), params.get("run_name") or None)
         print(f"run directory: {run_dir}")

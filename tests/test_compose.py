@@ -13,7 +13,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,8 @@ from typing import Any
 import pytest
 
 from muse_operators.synthetic.raw_frames import write_bias_set
+
+from .airflow_services import free_port
 
 pytestmark = pytest.mark.compose
 
@@ -46,12 +47,6 @@ def compose_command() -> list[str]:
     """``docker-compose`` (v1) if installed, else the v2 plugin ``docker compose``."""
     v1 = shutil.which("docker-compose")
     return [v1] if v1 else ["docker", "compose"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Api:

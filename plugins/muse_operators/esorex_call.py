@@ -155,7 +155,7 @@ def docker_run_argv(call: EsorexCall, image: str, catalog: RecipeCatalog, user: 
         # --mount, not -v: the path may hold colons (ESO's file names carry the time: MUSE.2023-12-23T08:35:05)
         if "," in mount.path or '"' in mount.path:
             raise SofError(f"{mount.path}: docker run --mount cannot take a path with ',' or '\"'; "
-                                  "rename the directory (EsorexOperator, which uses the Docker API, can)")
+                           "rename the directory (EsorexOperator, which uses the Docker API, can)")
         docker += ["--mount", f"type=bind,source={mount.path},target={mount.path}"
                    + (",readonly" if mount.read_only else "")]
     return [*docker, image, *argv[1:]]

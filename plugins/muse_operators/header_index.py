@@ -338,6 +338,14 @@ class HeaderIndex:
         return Table([_column(name, [row.get(name) for row in rows]) for name in names])
 
 
+def default_index_path() -> Path:
+    """``$MUSE_HEADER_INDEX``, else ``$AIRFLOW_HOME/muse_header_index.sqlite``: where the DAGs keep the index."""
+    configured = os.environ.get("MUSE_HEADER_INDEX")
+    if configured:
+        return Path(configured)
+    return Path(os.environ.get("AIRFLOW_HOME", "~/airflow")).expanduser() / "muse_header_index.sqlite"
+
+
 def _column(name: str, values: list[Any]) -> MaskedColumn:
     """A typed column with missing values masked (object dtype only if a field holds mixed types)."""
     present = [v for v in values if v is not None]

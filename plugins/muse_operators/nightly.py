@@ -41,6 +41,7 @@ from .classify import classify
 from .grouping import ObservingBlock, group_science
 from .headers import RawFrame
 from .run_dir import product_settings
+from .step_record import file_identity
 
 NIGHT_START_HOUR_UTC = 12
 RUN_ID_PREFIX = "nightly"
@@ -105,21 +106,10 @@ def _matches(pattern: str, *values: str | None) -> bool:
     return any(v is not None and fnmatch.fnmatchcase(str(v).upper(), pattern.upper()) for v in values)
 
 
-def _input_identity(paths: Iterable[str]) -> list[list[Any]]:
-    out = []
-    for path in sorted(set(paths)):
-        try:
-            info = os.stat(path)
-            out.append([path, info.st_size, info.st_mtime_ns])
-        except OSError:
-            out.append([path, "missing"])
-    return out
-
-
 def reduction_fingerprint(input_paths: Iterable[str], config: Mapping[str, Any], ifus: Sequence[int] | None,
                           code_ids: Sequence[str]) -> str:
     """Same inputs, same product settings, same image and code ⇒ same products: 12 hex digits."""
-    payload = {"inputs": _input_identity(input_paths), "settings": product_settings(config, ifus),
+    payload = {"inputs": [[path, *file_identity(path)] for path in sorted(set(input_paths))], "settings": product_settings(config, ifus),
                "code": list(code_ids)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
 

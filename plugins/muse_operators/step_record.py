@@ -42,7 +42,7 @@ class NothingToHandOn(MuseAirflowError):
     """A step switched off in the config (``execute: false``) whose directory holds no earlier products."""
 
 
-def _file_identity(path: str) -> list[Any]:
+def file_identity(path: str) -> list[Any]:
     """(size, mtime_ns) of a file; a missing file gets a marker so the fingerprint still differs."""
     try:
         info = os.stat(path)
@@ -53,7 +53,7 @@ def _file_identity(path: str) -> list[Any]:
 
 def fingerprint(recipe: str, sof: Sequence[Sequence[str]], parameters: Mapping[str, Any], image_id: str) -> str:
     """The identity of one recipe call: same fingerprint, same products."""
-    inputs = sorted([str(tag), str(path), *_file_identity(str(path))] for path, tag in sof)
+    inputs = sorted([str(tag), str(path), *file_identity(str(path))] for path, tag in sof)
     payload = {"recipe": recipe, "parameters": {str(k): parameters[k] for k in sorted(parameters)},
                "image": image_id, "inputs": inputs}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
@@ -149,8 +149,5 @@ def step_lock(output_dir: str | Path) -> Iterator[None]:
     directory.parent.mkdir(parents=True, exist_ok=True)
     # Beside the step's directory (like its staging directories), so a failed step leaves no empty one.
     with open(directory.parent / f".{directory.name}{LOCK_NAME}", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed, also on an exception
+        yield
