@@ -30,6 +30,8 @@ with DAG(
         "expected_products": Param([], type="array", items={"type": "string"}, description="PRO.CATG that must be written"),
         "output_dir": Param("", type="string", minLength=1, description="absolute directory for the products"),
         "omp_num_threads": Param(None, type=["null", "integer"], minimum=1, description="OpenMP threads (n_CPU)"),
+        "timeout_minutes": Param(None, type=["null", "number"], exclusiveMinimum=0,
+                                 description="stop the recipe after this many minutes and fail (null: no limit)"),
     },
 ) as dag:
     EsorexOperator(
@@ -40,6 +42,7 @@ with DAG(
         expected_products="{{ params.expected_products }}",
         output_dir="{{ params.output_dir }}",
         omp_num_threads="{{ params.omp_num_threads }}",
+        timeout_minutes="{{ params.timeout_minutes }}",
     )
 
 if __name__ == "__main__":

@@ -129,3 +129,17 @@ def test_unknown_parameter_is_rejected_before_any_container_starts(run_dag, bias
     assert _containers_created_for(tmp_path / "bias", since) == [], "no container for an invalid parameter"
     assert not (tmp_path / "bias").exists()
     assert not list(tmp_path.glob(".bias.*")), "not even a staging directory is made"
+
+
+def test_a_recipe_running_past_its_timeout_is_stopped_and_fails_its_task(run_dag, bias_raw, tmp_path):
+    """A recipe that never ends (muse_scibasic looped on a truncated CCD) must not hold a worker for good."""
+    out = tmp_path / "bias"
+    conf = {**_conf("muse_bias", [[str(p), "BIAS"] for p in bias_raw], out, {"nifu": 1}, ["MASTER_BIAS"]),
+            "timeout_minutes": 0.05}  # 3 s: muse_bias takes ~10 s on this frame set
+    result = run_dag("muse_recipe", conf)
+
+    assert result.returncode != 0 and "state=failed" in result.stdout
+    assert "muse_bias failed (stopped after 0.05 min (global.recipe_timeout_minutes" in result.stdout
+    assert _fits_under(out) == [], "a stopped recipe publishes nothing"
+    label = f"org.muse-airflow.recipe.output-dir={out}"
+    assert docker.from_env().containers.list(all=True, filters={"label": label}) == [], "container left behind"

@@ -56,6 +56,7 @@ def test_first_scan_reads_every_file_with_the_values_of_headers_scan(raw, index)
     assert index.last_read == [str(raw / name) for name in names] and index.reads == 4
     assert result.unreadable == []
     assert result.frames == scan(raw).frames  # same values, types and order as the uncached reader
+    assert scan(str(raw)).frames == result.frames  # a directory given as str is read as a directory, not as characters
     bias = result.frames[0]
     assert (bias.instrument, bias.dpr_catg, bias.dpr_type, bias.dpr_tech) == ("MUSE", "CALIB", "BIAS", "IFU")
     assert bias.mjd_obs == 60300.5 and isinstance(bias.mjd_obs, float)

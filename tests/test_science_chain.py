@@ -1,7 +1,7 @@
 """The whole chain on a synthetic night, through the muse_reduce DAG, compared with the generator's truth.
 
 One night (IFUs 1-3; two OBs on one target, each with 600, 600 and 300 s OBJECT exposures, dithered,
-rotated and with pointing errors, and a SKY exposure; a standard star) is reduced three times:
+rotated and with pointing errors, and a SKY exposure; a standard star) is reduced four times:
 
 * ``own``: OB 1's two 600 s exposures (``OB_list`` + ``using_specific_exposure_time``), every recipe from
   biases to exp_combine, own calibrations, the standard sky subtraction with the sky estimated in the
@@ -10,9 +10,11 @@ rotated and with pointing errors, and a SKY exposure; a standard star) is reduce
 * ``eso``: the first exposure of *each* OB (``exp_list``, with ``using_specific_exposure_time``) dithered
   into one pointing (``dither_multiple_OBs``), from ESO-style processed masters exported from ``own``
   (``using_ESO_Calibration``), the sky from each exposure's nearest SKY frame (``sky_field = auto``),
-  the modified sky subtraction (Zeidler et al. 2019), and the clean-up of intermediate products.
+  the modified sky subtraction (Zeidler et al. 2019), and the clean-up of intermediate products;
+* ``broken``: OB 1's three exposures from the same masters, with one IFU of one exposure damaged: that
+  recipe fails, and only it and what needs its products stay unfinished.
 
-All tests of this module share the two reductions and run in one xdist worker (``--dist loadscope``).
+All tests of this module share the reductions and run in one xdist worker (``--dist loadscope``).
 """
 from __future__ import annotations
 
@@ -116,6 +118,38 @@ def eso(run_dag, night, own, tmp_path_factory):
         "cleanup": {"execute": True}})
     run["masters"] = masters
     return run
+
+
+@pytest.fixture(scope="session")
+def broken(run_dag, night, eso):
+    """OB 1 from the ESO masters, with the readout-port keywords of IFU 2 of its last (300 s) exposure lost.
+
+    (A truncated CCD image would be the obvious damage, but muse_scibasic then loops at 100 % CPU without
+    end: measured over 20 min; global.recipe_timeout_minutes is the guard for that, tested on muse_bias.)
+    """
+    files, manifest = night
+    eso_raw = eso["out"].parent / "raw"
+    raw = eso["out"].parent / "raw-broken"
+    raw.mkdir(mode=0o755)
+    for folder in ("static", "masters"):
+        (raw / folder).mkdir(mode=0o755)
+        for path in (eso_raw / folder).iterdir():
+            os.link(path, raw / folder / path.name)
+    exposures = [e["file"] for e in manifest["exposures"] if e["ob"] == "SYN-N1A_OB1" and e["kind"] == "OBJECT"]
+    for name in exposures[:-1]:
+        os.link(files.raw_dir / name, raw / name)
+    with fits.open(files.raw_dir / exposures[-1]) as hdul:  # a copy: the raw original stays as it is
+        header = hdul["CHAN02"].header
+        for keyword in [k for k in header if k.startswith("ESO DET OUT")]:
+            del header[keyword]
+        hdul.writeto(raw / exposures[-1])
+    (raw / exposures[-1]).chmod(0o444)
+    result = run_dag("muse_reduce", {"raw_dir": str(raw), "output_dir": str(raw.parent / "reduced-broken"),
+                                     "ifus": [1, 2], "config": {"global": {"using_ESO_Calibration": True,
+                                                                           "OB_list": ["SYN-N1A_OB1"]},
+                                                                "sky": {"sky_field": "object"}}}, timeout=2400)
+    (plan_path,) = (raw.parent / "reduced-broken").glob("run-*/plan.json")
+    return {"result": result, "plan": json.loads(plan_path.read_text()), "damaged": exposures[-1]}
 
 
 def _products(run: dict, stage: str, catg: str) -> list[Path]:
@@ -348,3 +382,24 @@ def test_modified_sky_keeps_nebular_oi_6300_from_eso_masters(eso, night):
     print(f"modified sky: [OI] 6300 at the nebula core {measured:.3e} (nebula {truth:.3e} + sky {sky:.3e})")
     # the nebula's line is kept; the sky's own [OI] stays too (the method subtracts only OH/O2 lines)
     assert abs(measured / (truth + sky) - 1.0) < 0.15
+
+
+def test_a_failed_recipe_in_one_exposure_leaves_the_other_exposures_finished(broken):
+    assert broken["result"].returncode != 0, "the run must end failed"
+    log = broken["result"].stdout + broken["result"].stderr
+    steps = {s["name"]: s for s in broken["plan"]["steps"]}
+    damaged = [n for n, s in steps.items() if s["stage"] == "scibasic" and s["ifu"] == 2
+               and any(Path(i.get("path") or "").name == broken["damaged"] for i in s["inputs"])]
+    assert len(damaged) == 1 and f"{damaged[0]}" in log
+    published = {n: bool(categorise(Path(s["output_dir"]).glob("*.fits"))) for n, s in steps.items()}
+    assert not published[damaged[0]]
+    cubes = [n for n, s in steps.items() if s["stage"] == "scipost" and published[n]]
+    assert len(cubes) == 2, f"the two undamaged exposures must end as cubes: {published}"
+    needs_damaged, grown = set(damaged), True  # the damaged call and every step that needs its products
+    while grown:
+        more = {n for n, s in steps.items() if any(i.get("step") in needs_damaged for i in s["inputs"])}
+        grown, needs_damaged = bool(more - needs_damaged), needs_damaged | more
+    unfinished = {n for n, done in published.items() if not done}
+    assert unfinished == needs_damaged, "exactly the damaged call and what depends on it must stay unfinished"
+    assert {steps[n]["stage"] for n in needs_damaged} == {"scibasic", "create_sky", "scipost"}
+    assert "Data not found: ESO DET OUT" in log, "the task log must hold esorex's own error"

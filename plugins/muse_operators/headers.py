@@ -6,6 +6,7 @@ it is never silently skipped.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,9 +114,13 @@ def read_frame(path: Path, with_ifus: bool = False) -> RawFrame:
     return frame
 
 
-def scan(paths_or_dir: Path | Iterable[Path], with_ifus: bool = False) -> ScanResult:
-    """Read every raw FITS file (sorted by path) under a directory, or the given files."""
-    if isinstance(paths_or_dir, Path):
+def scan(paths_or_dir: str | os.PathLike | Iterable[Path], with_ifus: bool = False) -> ScanResult:
+    """Read every raw FITS file (sorted by path) under a directory, or the given files.
+
+    A directory may be given as ``str`` too (iterating a string would read its characters as paths).
+    """
+    if isinstance(paths_or_dir, (str, os.PathLike)):
+        paths_or_dir = Path(paths_or_dir)
         if not paths_or_dir.is_dir():
             raise NotADirectoryError(f"raw directory {paths_or_dir} does not exist or is not a directory")
         paths = sorted(p for p in paths_or_dir.rglob("*") if p.is_file() and is_raw_name(p))

@@ -66,7 +66,8 @@ def merge_ifu_steps(plan: ReductionPlan) -> None:
                       output_dir=str(Path(step.output_dir).parent), parameters=parameters,
                       expected_products=list(step.expected_products), ifu=None,
                       notes=[*step.notes, "all IFUs in one call (global.ifu_tasks = merged)"],
-                      execute=step.execute, create_sof=step.create_sof, reuse=step.reuse, threads=step.threads)
+                      execute=step.execute, create_sof=step.create_sof, reuse=step.reuse, threads=step.threads,
+                      timeout_minutes=step.timeout_minutes)
         merged[name] = folded
         steps.append(folded)
     for step in steps:

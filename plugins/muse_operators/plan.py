@@ -61,6 +61,7 @@ class Step:
     create_sof: bool = True
     reuse: bool = True
     threads: int | None = None
+    timeout_minutes: int | None = None  # stop the recipe after this long (global.recipe_timeout_minutes)
 
     @property
     def reads_standard(self) -> bool:
@@ -100,6 +101,7 @@ class Step:
             "run_recipe": self.execute,
             "use_existing_sof": not self.create_sof,
             "omp_num_threads": self.threads,
+            "timeout_minutes": self.timeout_minutes,
         }
 
 

@@ -27,6 +27,7 @@ from .errors import MuseAirflowError
 RECORD = "run-config.json"
 _RUN_SWITCHES = {"execute", "execute_std", "execute_sci", "create_sof"}
 _NOT_PRODUCT_SETTINGS = {("global", "n_CPU"), ("global", "reuse_products"), ("global", "rootpath"),
+                         ("global", "recipe_timeout_minutes"),
                          ("global", "pipeline_path")}
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
 

@@ -13,6 +13,8 @@ made a step run a SOF the user had edited by hand. Both are kept, with explicit 
 * ``global.n_CPU``: OMP_NUM_THREADS of every recipe (-1: all cores of the worker). MUSEreduce's setting
   never reached esorex (bug 6 in docs/musereduce-fixes.md).
 * ``global.reuse_products``: steps identical to a finished one (inputs, parameters, image) are not re-run.
+* ``global.recipe_timeout_minutes``: a recipe still running after this long is stopped and its task fails
+  (a damaged input can make a recipe loop forever, holding a worker slot).
 """
 from __future__ import annotations
 
@@ -44,9 +46,10 @@ def runs(step: Step, cfg: Any) -> bool:
 
 
 def apply_switches(plan: ReductionPlan, cfg: Any) -> None:
-    """Set every step's ``execute``, ``create_sof``, ``reuse`` and ``threads`` from the config; report the off ones."""
+    """Set every step's run switches, threads and timeout from the config; report the switched-off steps."""
     threads = cfg.get_path("global.n_CPU")
     reuse = bool(cfg.get_path("global.reuse_products"))
+    timeout = int(cfg.get_path("global.recipe_timeout_minutes"))
     switched_off: dict[str, int] = {}
     for step in plan.steps:
         section = section_of(step)
@@ -55,6 +58,7 @@ def apply_switches(plan: ReductionPlan, cfg: Any) -> None:
         step.create_sof = python or bool(cfg.get_path(f"{section}.create_sof"))
         step.reuse = reuse
         step.threads = None if python or threads in (None, -1) else int(threads)
+        step.timeout_minutes = None if python else timeout
         if not step.execute:
             switched_off[step.stage] = switched_off.get(step.stage, 0) + 1
     for stage, count in switched_off.items():

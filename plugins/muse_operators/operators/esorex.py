@@ -15,17 +15,23 @@ class adds what a reduction needs on top of it:
   ``run_recipe=False`` (the config's ``execute: false``) hands on whatever products the step's directory
   holds from an earlier run, and skips the task if there are none;
 * ``use_existing_sof=True`` (``create_sof: false``) runs the SOF the user edited in the product
-  directory instead of the planned one.
+  directory instead of the planned one;
+* ``timeout_minutes`` stops a recipe that runs too long (a damaged input can make one loop forever: it
+  would hold a worker slot for good) and fails the task the same way, with the esorex log tail.
 """
 from __future__ import annotations
 
 import os
 import shlex
+import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+from docker import APIClient
+from docker.errors import APIError as DockerAPIError
 from docker.types import Mount
 
 from ..errors import MuseAirflowError
@@ -59,6 +65,7 @@ class EsorexOperator(DockerOperator):
     :param reuse: hand on the products of an identical finished call instead of running again.
     :param run_recipe: False: never run, hand on the step's recorded products (skip if there are none).
     :param use_existing_sof: run ``<output_dir>/<recipe>.sof`` as the user left it, not ``sof``.
+    :param timeout_minutes: stop the container after this many minutes and fail (None: no limit).
     """
 
     template_fields: Sequence[str] = (
@@ -73,6 +80,7 @@ class EsorexOperator(DockerOperator):
         "reuse",
         "run_recipe",
         "use_existing_sof",
+        "timeout_minutes",
     )
     ui_color = "#d9ecf9"
 
@@ -91,6 +99,7 @@ class EsorexOperator(DockerOperator):
         reuse: bool = True,
         run_recipe: bool = True,
         use_existing_sof: bool = False,
+        timeout_minutes: float | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("auto_remove", "force")
@@ -112,6 +121,7 @@ class EsorexOperator(DockerOperator):
         self.reuse = reuse
         self.run_recipe = run_recipe
         self.use_existing_sof = use_existing_sof
+        self.timeout_minutes = timeout_minutes
 
     def execute(self, context: Any) -> ProductMap:
         expected = _string_list(self.expected_products, "expected_products")
@@ -157,6 +167,7 @@ class EsorexOperator(DockerOperator):
         threads = self.omp_num_threads or default_omp_threads()
         if not str(threads).isdigit() or int(threads) < 1:
             raise AirflowException(f"omp_num_threads must be a positive integer, got {threads!r}")
+        timeout = _timeout_seconds(self.timeout_minutes)
         self.entrypoint = argv[:1]
         self.command = argv[1:]
         self.user = f"{user[0]}:{user[1]}"
@@ -167,16 +178,26 @@ class EsorexOperator(DockerOperator):
         self.log.info("running %s", shlex.join(argv))
         self.log.info("mounts: %s", ", ".join(f"{m.path} ({'ro' if m.read_only else 'rw'})" for m in call.mounts()))
 
+        expired = threading.Event()
+        watchdog = threading.Timer(timeout, self._stop_container, (expired,)) if timeout else None
         try:
+            if watchdog:
+                watchdog.daemon = True
+                watchdog.start()
             super().execute(context)
         except Exception as exc:
             tail = call.log_tail(self.log_tail_lines)
             kept = discard(staging)
-            self._report_failure(f"{self.recipe} failed ({exc.__class__.__name__}: {exc})", tail, kept)
-            raise AirflowException(f"{self.recipe} failed; esorex log kept in {kept}\n{tail}") from None
+            reason = (f"stopped after {self.timeout_minutes} min (global.recipe_timeout_minutes; raise it if the "
+                      "recipe needs longer)" if expired.is_set() else f"{exc.__class__.__name__}: {exc}")
+            self._report_failure(f"{self.recipe} failed ({reason})", tail, kept)
+            raise AirflowException(f"{self.recipe} failed ({reason}); esorex log kept in {kept}\n{tail}") from None
         except BaseException:
             discard(staging)  # killed or timed out: nothing half-written may remain in place
             raise
+        finally:
+            if watchdog:
+                watchdog.cancel()
 
         found = categorise(listed_products(staging, call.products_list_name))
         try:
@@ -191,6 +212,26 @@ class EsorexOperator(DockerOperator):
             self.log.info("%s: %s", category, ", ".join(paths))
         return products
 
+    def _stop_container(self, expired: threading.Event) -> None:
+        """Kill the recipe's container (watchdog thread): esorex then ends non-zero and execute() reports it.
+
+        A client of its own: the task's client is busy streaming the container's log in the main thread.
+        """
+        expired.set()
+        container = None
+        for _ in range(60):  # a timeout shorter than the container's creation (seconds, in tests): wait for it
+            container = getattr(self, "container", None)
+            if container:
+                break
+            time.sleep(0.5)
+        else:
+            return
+        self.log.error("%s still running after %s min: stopping its container", self.recipe, self.timeout_minutes)
+        try:
+            APIClient(base_url=self.docker_url).kill(container["Id"])
+        except DockerAPIError as exc:  # it ended (and was removed) in the meantime
+            self.log.info("container %s already gone: %s", container["Id"][:12], exc)
+
     def _hand_on_recorded(self) -> ProductMap:
         """``execute: false``: the products of the step's last finished run, or skip (nothing to hand on)."""
         try:
@@ -204,6 +245,19 @@ class EsorexOperator(DockerOperator):
     def _report_failure(self, headline: str, tail: str, kept: Any) -> None:
         self.log.error("%s", headline)
         self.log.error("last %d lines of the esorex log (%s):\n%s", self.log_tail_lines, kept, tail or "(no log written)")
+
+
+def _timeout_seconds(minutes: Any) -> float | None:
+    """``timeout_minutes`` as seconds (None: no limit), or a clear error for anything but a positive number."""
+    if minutes is None or minutes == "None":
+        return None
+    try:
+        seconds = float(minutes) * 60.0
+    except (TypeError, ValueError):
+        seconds = 0.0
+    if not seconds > 0:
+        raise AirflowException(f"timeout_minutes must be a positive number of minutes, got {minutes!r}")
+    return seconds
 
 
 def _flag(value: Any) -> bool:
