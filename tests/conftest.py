@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,19 @@ from muse_operators.esorex_image import configured_image, inspect_image
 from muse_operators.synthetic.raw_frames import write_bias_set
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _recipe_threads_per_worker() -> str:
+    """OpenMP threads per recipe: the machine's cores shared among the xdist workers, at least 1.
+
+    Each worker runs its own reductions; with every recipe on all cores, two workers put four spinning
+    OpenMP threads on two cores. Set MUSE_OMP_NUM_THREADS to override.
+    """
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    return str(max(1, (os.cpu_count() or 1) // workers))
+
+
+os.environ.setdefault("MUSE_OMP_NUM_THREADS", _recipe_threads_per_worker())
 
 
 @pytest.fixture(scope="session")

@@ -59,10 +59,10 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> dict:
 @pytest.fixture(scope="module")
 def airflow(tmp_path_factory: pytest.TempPathFactory, archive: dict, esorex_image: str) -> Iterator[AirflowServices]:
     home = tmp_path_factory.mktemp("airflow_services")
+    # recipe threads: MUSE_OMP_NUM_THREADS, conftest's share of the cores per xdist worker
     services = AirflowServices(home, {"MUSE_LANDING_DIR": str(archive["landing"]),
                                       "MUSE_NIGHTLY_OUTPUT_DIR": str(archive["output"]),
-                                      "MUSE_HEADER_INDEX": str(home / "headers.sqlite"),
-                                      "MUSE_OMP_NUM_THREADS": "2"})
+                                      "MUSE_HEADER_INDEX": str(home / "headers.sqlite")})
     services.start()
     try:
         services.wait_until_parsed(["muse_nightly", "muse_reduce"])
