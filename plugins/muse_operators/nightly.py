@@ -109,8 +109,8 @@ def _matches(pattern: str, *values: str | None) -> bool:
 def reduction_fingerprint(input_paths: Iterable[str], config: Mapping[str, Any], ifus: Sequence[int] | None,
                           code_ids: Sequence[str]) -> str:
     """Same inputs, same product settings, same image and code ⇒ same products: 12 hex digits."""
-    payload = {"inputs": [[path, *file_identity(path)] for path in sorted(set(input_paths))], "settings": product_settings(config, ifus),
-               "code": list(code_ids)}
+    payload = {"inputs": [[path, *file_identity(path)] for path in sorted(set(input_paths))],
+               "settings": product_settings(config, ifus), "code": list(code_ids)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
