@@ -33,6 +33,18 @@ def _recipe_threads_per_worker() -> str:
 
 os.environ.setdefault("MUSE_OMP_NUM_THREADS", _recipe_threads_per_worker())
 
+# The modules that reduce whole nights, longest first. With ``--dist loadscope --no-loadscope-reorder`` xdist
+# hands modules out in this order, so the two longest start at once on different workers and the short
+# modules fill in around them. (xdist's own reorder puts modules with many tests first: the one-test
+# nightly module then started last and the run overran the CI limit.)
+LONGEST_FIRST = ("test_science_chain.py", "test_nightly.py", "test_dags.py", "test_compose.py",
+                 "test_synthetic_recipes.py", "test_esorex_operator.py", "test_ifu_merged.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order within a module kept
+
 
 @pytest.fixture(scope="session")
 def esorex_image() -> str:

@@ -31,7 +31,10 @@ from .conftest import checksums
 
 pytestmark = [pytest.mark.airflow, pytest.mark.container]
 
-CONFIG = {"global": {"using_ESO_Calibration": False}}
+# cubes over 6000-7850 Å only: scipost and exp_combine take a third of their full-range time (the CI limit)
+CUBE_RANGE = "--lambdamin=6000 --lambdamax=7850"
+CONFIG = {"global": {"using_ESO_Calibration": False},
+          "sci_post": {"esorex_kwargs": CUBE_RANGE}, "exp_combine": {"esorex_kwargs": CUBE_RANGE}}
 NIGHT0, NIGHT1, NIGHT2 = "2023-12-22", "2023-12-23", "2023-12-24"  # data intervals start at 12:00 UTC
 REDUCE_TIMEOUT = 2400  # s, two OBs' full chains on 2 cores
 
