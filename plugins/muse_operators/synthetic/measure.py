@@ -7,6 +7,7 @@ the nebula's lines keep their surface brightness. Cube conventions (``muse_resam
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,12 +40,20 @@ class Cube:
         return cls(data, celestial, np.asarray(wavelength, dtype=np.float64), scale)
 
     def band(self, lo: float, hi: float) -> np.ndarray:
-        """Mean image over ``lo..hi`` Å (NaN-aware)."""
+        """Mean image over ``lo..hi`` Å (NaN-aware; spaxels outside the field stay NaN)."""
         planes = (self.wavelength >= lo) & (self.wavelength <= hi)
-        return np.nanmean(self.data[planes], axis=0)
+        return _nanmean_planes(self.data[planes])
 
     def white(self) -> np.ndarray:
-        return np.nanmean(self.data, axis=0)
+        return _nanmean_planes(self.data)
+
+
+def _nanmean_planes(planes: np.ndarray) -> np.ndarray:
+    """Mean over the wavelength axis. The spaxels outside the (rotated, dithered) field are NaN in every
+    plane: their NaN mean is the expected answer, not the "Mean of empty slice" warning numpy gives."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(planes, axis=0)
 
 
 @dataclass
