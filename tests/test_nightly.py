@@ -27,14 +27,11 @@ from astropy.wcs import WCS
 from muse_operators.synthetic.night import write_night
 
 from .airflow_services import AirflowServices
-from .conftest import checksums
+from .conftest import NARROW_CUBES, checksums
 
 pytestmark = [pytest.mark.airflow, pytest.mark.container]
 
-# cubes over 6000-7850 Å only: scipost and exp_combine take a third of their full-range time (the CI limit)
-CUBE_RANGE = "--lambdamin=6000 --lambdamax=7850"
-CONFIG = {"global": {"using_ESO_Calibration": False},
-          "sci_post": {"esorex_kwargs": CUBE_RANGE}, "exp_combine": {"esorex_kwargs": CUBE_RANGE}}
+CONFIG = {"global": {"using_ESO_Calibration": False}, **NARROW_CUBES}  # cubes over 6000-7850 Å: conftest says why
 NIGHT0, NIGHT1, NIGHT2 = "2023-12-22", "2023-12-23", "2023-12-24"  # data intervals start at 12:00 UTC
 REDUCE_TIMEOUT = 2400  # s, two OBs' full chains on 2 cores
 

@@ -33,7 +33,7 @@ from muse_operators.synthetic.night import write_night
 from muse_operators.synthetic.scene import NEBULAR_LINES, Moffat, PointSource
 from muse_operators.synthetic.static_tables import SKY_LINE_LIST
 
-from .conftest import checksums
+from .conftest import NARROW_CUBES, checksums
 
 pytestmark = [pytest.mark.container, pytest.mark.airflow]
 IFUS = [1, 2, 3]
@@ -49,15 +49,9 @@ def night(tmp_path_factory: pytest.TempPathFactory):
     return files, manifest
 
 
-# Every measurement below lies in 6050-7800 Å (continuum windows 6050-6250 and 7400-7800 Å, [OI] 6300, Hα), so
-# the cubes are resampled over 6000-7850 Å only: scipost and exp_combine, 40 % of the recipe time over the
-# whole 4750-9350 Å, take a third of it (the CI time limit). The calibrations still cover every wavelength.
-CUBE_RANGE = "--lambdamin=6000 --lambdamax=7850"
-
-
 def _reduce(run_dag, raw: Path, out: Path, config: dict, ifus: list[int] = IFUS) -> dict:
     started = time.monotonic()
-    config = {"sci_post": {"esorex_kwargs": CUBE_RANGE}, "exp_combine": {"esorex_kwargs": CUBE_RANGE}, **config}
+    config = {**NARROW_CUBES, **config}  # cubes over 6000-7850 Å: conftest says why
     result = run_dag("muse_reduce", {"raw_dir": str(raw), "output_dir": str(out), "ifus": ifus, "config": config},
                      timeout=2400)
     plans = sorted(out.glob("run-*/plan.json"))  # each config reduces into its own run-<id> directory
