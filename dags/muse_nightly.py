@@ -27,8 +27,29 @@ import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 
+LOOKBACK_NIGHTS = 2  # nights before this one whose incomplete OBs are tried again
+# Airflow 3.3's Backfill dialog sends its Run Parameters form only when this box is ticked (its label says
+# "existing runs", but new runs get no conf without it either): say so whenever a backfill run has no conf.
+BACKFILL_WITHOUT_CONF = ("this backfill run has no conf: it uses the Params' defaults (the deployment's "
+                         "MUSE_LANDING_DIR, MUSE_NIGHTLY_OUTPUT_DIR, the default config). Values typed into the "
+                         "UI's Backfill dialog reach the runs only with 'Override parameters on existing runs' "
+                         "ticked; from the CLI pass --dag-run-conf")
+
+DOC = """
+### Every night's complete OBs, each reduced once
+
+Runs by itself at 12:00 UTC for the night that ended (unpause it; `MUSE_LANDING_DIR` and
+`MUSE_NIGHTLY_OUTPUT_DIR` set for the scheduler and workers give the directories).
+
+**Backfill from this page:** *Trigger* → *Backfill* → *Date Range* (From = first night, To = last, 12:00
+UTC). To give other values than the defaults (directories, `config`, `programme`, `target`), tick
+**Override parameters on existing runs**: without it Airflow 3.3 sends none of the form's fields, also
+for new runs. Each night's decisions: `<output_dir>/nightly/<night>.json` and the `survey` task's log.
+"""
+
 with DAG(
     dag_id="muse_nightly",
+    doc_md=DOC,
     description="Every observing night: find the complete, new OBs and start one muse_reduce run for each",
     schedule=CronDataIntervalTimetable("0 12 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2014, 1, 1, 12, tz="UTC"),  # MUSE's first light; backfills may reach back
@@ -40,27 +61,27 @@ with DAG(
                              description="the raw landing area (all nights; mounted read-only by the recipes)"),
         "output_dir": Param(os.environ.get("MUSE_NIGHTLY_OUTPUT_DIR", ""), type="string",
                             description="products, one folder per config; night reports in <output_dir>/nightly/"),
-        "run_name": Param("", type="string", description="folder of the products under output_dir (empty: "
+        "run_name": Param("", type=["null", "string"], description="folder of the products under output_dir (empty: "
                           "run-<hash of the settings>)"),
-        "config": Param({}, type="object", description="the reduction config (config/schema.json) every OB "
+        "config": Param({}, type=["null", "object"], description="the reduction config (config/schema.json) every OB "
                         "is reduced with; global.OB_list is set per OB"),
         "ifus": Param(None, type=["null", "array"], items={"type": "integer", "minimum": 1, "maximum": 24},
                       description="IFUs to reduce (null: every IFU with data)"),
-        "programme": Param("", type="string", description="only OBs of this ESO programme (OBS.PROG.ID; "
+        "programme": Param("", type=["null", "string"], description="only OBs of this ESO programme (OBS.PROG.ID; "
                            "shell pattern, e.g. 60.A-9100*; empty: all)"),
-        "target": Param("", type="string", description="only OBs of this target (OBS.TARG.NAME or OB name; "
+        "target": Param("", type=["null", "string"], description="only OBs of this target (OBS.TARG.NAME or OB name; "
                         "shell pattern; empty: all)"),
-        "night": Param("", type="string", pattern=r"^(\d{4}-\d{2}-\d{2})?$",
+        "night": Param("", type=["null", "string"], pattern=r"^(\d{4}-\d{2}-\d{2})?$",
                        description="the observing night to reduce, YYYY-MM-DD (the evening's date) - for manual "
                        "runs; empty: the run's data interval (scheduled runs and backfills)"),
-        "lookback_nights": Param(2, type="integer", minimum=0, maximum=60,
+        "lookback_nights": Param(LOOKBACK_NIGHTS, type=["null", "integer"], minimum=0, maximum=60,
                                  description="also consider OBs of this many nights before (incomplete OBs "
-                                 "are retried until they fall out of this window)"),
+                                 f"are retried until they fall out of this window; empty: {LOOKBACK_NIGHTS})"),
     },
 ) as dag:
 
     @task
-    def survey(params: dict | None = None, data_interval_start=None) -> list[dict]:
+    def survey(params: dict | None = None, data_interval_start=None, dag_run=None) -> list[dict]:
         """Index the landing area and decide per OB; returns the triggers for the ready ones."""
         from muse_operators import python_steps
         from muse_operators.esorex_image import configured_image, inspect_image
@@ -68,16 +89,22 @@ with DAG(
         from muse_operators.nightly import NightRequest, night_of, survey_night, write_report
 
         assert params is not None
+        if dag_run is not None and str(dag_run.run_type).endswith("backfill") and not dag_run.conf:
+            print(f"WARNING {BACKFILL_WITHOUT_CONF}")
         for name, variable in (("landing_dir", "MUSE_LANDING_DIR"), ("output_dir", "MUSE_NIGHTLY_OUTPUT_DIR")):
             if not params.get(name):
                 raise ValueError(f"the Param {name} is empty: set ${variable} for the scheduler and workers, or "
-                                 f"pass {name} in the run's conf (--dag-run-conf for backfills)")
+                                 f"pass {name} in the run's conf (--dag-run-conf for backfills; in the UI's "
+                                 "Backfill dialog tick 'Override parameters on existing runs', else the form's "
+                                 "values are not sent)")
         if not params.get("night") and data_interval_start is None:
             raise ValueError("this run has no data interval (a manual run without a logical date): name the "
                              "observing night to reduce in the Param night (YYYY-MM-DD)")
         night = params.get("night") or night_of(data_interval_start)
+        lookback = params.get("lookback_nights")
         request = NightRequest(params["landing_dir"], params["output_dir"], night, params.get("config") or {},
-                               params.get("ifus"), int(params["lookback_nights"]), params.get("programme") or "",
+                               params.get("ifus") or None, LOOKBACK_NIGHTS if lookback is None else int(lookback),
+                               params.get("programme") or "",
                                params.get("target") or "", params.get("run_name") or "")
         with HeaderIndex(default_index_path()) as index:
             scan = index.scan(request.landing_dir, with_ifus=True)

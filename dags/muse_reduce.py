@@ -18,6 +18,8 @@ $AIRFLOW_HOME/muse_header_index.sqlite), so re-planning an unchanged archive cos
 """
 from __future__ import annotations
 
+from typing import NoReturn
+
 import pendulum
 from airflow.sdk import DAG, Param, task
 from airflow.sdk import TriggerRule
@@ -31,83 +33,103 @@ from muse_operators.plan import PYTHON_STAGES, STAGES
 CONFIG_FIELDS = {field.name: Param(field.default, description=field.description, section=f"config: {field.section}",
                                    **field.schema) for field in form_fields()}
 
+DOC = """
+### Reduce raw MUSE frames
+
+Fill in **raw_dir** and **output_dir**; every other field is optional (empty = the default of
+`config/defaults.json`, or what a pasted `config` object says). Then press *Trigger*.
+
+* **ESO master calibrations or your own?** `global.using_ESO_Calibration` is **on** by default: the raw
+  directory must then hold ESO's processed masters (MASTER_BIAS, MASTER_FLAT, TRACE_TABLE, WAVECAL_TABLE,
+  ... as the archive delivers them with "processed calibrations"). If it holds only raw calibrations, switch
+  it **off** (section *config: global*) and the masters are made from the raw biases, flats and arcs.
+* **See the plan before you run it:** on the machine that runs Airflow,
+  `muse-airflow plan RAW_DIR OUTPUT_DIR [--config my.json]` prints every recipe call, the calibrations
+  chosen for each exposure and why, and every problem, without starting anything.
+* A run whose plan has errors fails in its `plan` task, which lists them; nothing else runs.
+  A run ends failed if any planned recipe did not finish (`verify` names them); trigger it again
+  after fixing the cause and only the unfinished branches run.
+
+Products: `<output_dir>/<run_name or run-HASH>/`, one directory per config (README: *Where products land*).
+"""
+
 with DAG(
     dag_id="muse_reduce",
     description="Reduce raw MUSE frames with the ESO pipeline, one container per recipe call",
+    doc_md=DOC,
     schedule=None,
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_tasks=8,
     tags=["muse", "reduction"],
     params={
-        "raw_dir": Param("", type="string", minLength=1, description="directory of raw MUSE files (mounted read-only)"),
+        "raw_dir": Param("", type="string", minLength=1, description="directory of raw MUSE files (mounted "
+                         "read-only). global.using_ESO_Calibration is on by default: the directory must then "
+                         "hold ESO's master calibrations; with raw calibrations only, switch it off under "
+                         "'config: global' (the plan task names what is missing). Preview: muse-airflow plan"),
         "output_dir": Param("", type="string", minLength=1, description="directory for products: each config "
                             "reduces into its own <output_dir>/<run_name>/"),
-        "run_name": Param("", type="string", description="name of this config's folder under output_dir (empty: "
-                          "run-<hash of the settings that change products>); a name used before with other "
-                          "settings is refused"),
+        "run_name": Param("", type=["null", "string"], description="name of this config's folder under "
+                          "output_dir (empty: run-<hash of the settings that change products>); a name used "
+                          "before with other settings is refused"),
         "ifus": Param(None, type=["null", "array"], items={"type": "integer", "minimum": 1, "maximum": 24},
-                      description="IFUs to reduce (null: every IFU with data)"),
-        "config": Param({}, type="object", description="a whole MUSEreduce-style configuration (config/schema.json) "
-                        "as the base; the fields below override it where they differ from their defaults"),
+                      description="IFUs to reduce, e.g. [1, 2] (empty: every IFU with data)"),
+        "config": Param({}, type=["null", "object"], description="a whole MUSEreduce-style configuration "
+                        "(config/schema.json) as the base; the fields below override it where they differ "
+                        "from their defaults"),
         **CONFIG_FIELDS,
     },
 ) as dag:
 
     @task
     def plan(params: dict | None = None, run_id: str | None = None) -> str:
-        """Scan the raw directory, print the plan, write it to <run dir>/plans/<DAG run>.json; return that path.
+        """Check the request, plan it, print the plan, write <run dir>/plans/<DAG run>.json; return its path.
 
-        One file per DAG run: per-OB runs of one config (muse_nightly) share the run directory, and each
-        run's later tasks must read its own plan. <run dir>/plan.json is a copy of the latest, for people.
+        A refused request or plan fails this task alone, with every reason (no retry: it is the input that
+        is wrong); the later tasks then end upstream_failed or skipped without messages of their own.
         """
-        import os
-        import re
-        import shutil
+        from airflow.sdk.exceptions import AirflowFailException
 
-        from muse_operators.config import load_config
-        from muse_operators.config.form import config_from_form
+        from muse_operators.dag_run import RunRequest, plan_run
+        from muse_operators.errors import MuseAirflowError
         from muse_operators.header_index import default_index_path
-        from muse_operators.planner import plan_reduction
-        from muse_operators.run_dir import run_directory
 
         assert params is not None
-        index = default_index_path()
-        config = load_config(config_from_form(params, params.get("config") or {}) or None)
-        run_dir = run_directory(params["output_dir"], config, params.get("ifus"), params.get("run_name") or None)
-        print(f"run directory: {run_dir}")
-        reduction = plan_reduction(params["raw_dir"], run_dir, config, params.get("ifus"), index_path=index)
+        try:
+            request = RunRequest.from_params(params)
+            for line in [*request.config.notes, *(f"WARNING {w}" for w in request.config.warnings)]:
+                print(line)
+            path, reduction = plan_run(request, run_id, default_index_path())
+        except MuseAirflowError as exc:
+            raise AirflowFailException(str(exc)) from None
+        print(f"run directory: {path.parent.parent}")
         print("\n".join(reduction.describe()))
-        if reduction.errors:
-            raise ValueError("the plan has errors:\n" + "\n".join(reduction.errors))
-        if not reduction.steps:
-            raise ValueError(f"nothing to reduce in {params['raw_dir']}")
-        path = run_dir / "plans" / (re.sub(r"[^A-Za-z0-9._+-]", "_", run_id or "manual") + ".json")
-        path.parent.mkdir(exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(reduction.to_json())
-        tmp.replace(path)
-        latest = run_dir / f".plan.json.tmp{os.getpid()}"
-        shutil.copyfile(path, latest)
-        latest.replace(run_dir / "plan.json")
         return str(path)
 
-    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def no_plan() -> NoReturn:
+        """Skip a bookkeeping task of a run whose plan task failed (its log already says why)."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException("no plan: the plan task failed, its log says why")
+
+    @task
     def stage_inputs(plan_path: str, stage: str, *earlier: list) -> list[dict]:
-        """EsorexOperator kwargs of the stage's runnable steps, inputs resolved from earlier XComs."""
-        from pathlib import Path
+        """EsorexOperator kwargs of the stage's runnable steps, inputs resolved from earlier XComs.
 
-        from muse_operators.plan import ReductionPlan, stage_steps
+        Skipped (not failed) when no step of the stage can run because what they need did not finish:
+        the failure is the upstream recipe's, and ``verify`` lists every unfinished step.
+        """
+        from airflow.sdk import conf
+        from airflow.sdk.exceptions import AirflowSkipException
 
-        reduction = ReductionPlan.from_json(Path(plan_path).read_text())
-        outputs = [output for stage_outputs in earlier for output in (stage_outputs or [])]
-        runnable, blocked = stage_steps(reduction, stage, outputs)
+        from muse_operators.dag_run import load_plan, stage_outputs
+        from muse_operators.plan import stage_steps
+
+        runnable, blocked = stage_steps(load_plan(plan_path), stage, stage_outputs(*earlier))
         for line in blocked:
             print(line)
         if blocked and not runnable:
-            raise RuntimeError(f"no {stage} step can run: " + "; ".join(blocked))
-        from airflow.sdk import conf
-
+            raise AirflowSkipException(f"no {stage} step can run: " + "; ".join(blocked))
         limit = conf.getint("core", "max_map_length", fallback=1024)
         if len(runnable) > limit:
             raise RuntimeError(f"stage {stage} has {len(runnable)} recipe calls, more than Airflow's "
@@ -130,19 +152,22 @@ with DAG(
             raise AirflowSkipException(str(exc)) from None
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
-    def collect(outputs: list) -> list:
+    def collect(plan_path: str | None, outputs: list) -> list:
         """The stage's product maps (failed instances left out), for the stages after it."""
+        if plan_path is None:
+            no_plan()
         return [output for output in (outputs or []) if output]
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
-    def verify(plan_path: str, *stage_outputs: list) -> dict:
+    def verify(plan_path: str | None, *stage_outputs: list) -> dict:
         """Fail the run if any planned step did not finish; list the final products either way."""
-        from pathlib import Path
+        from muse_operators import dag_run
+        from muse_operators.plan import unfinished_steps
 
-        from muse_operators.plan import ReductionPlan, unfinished_steps
-
-        reduction = ReductionPlan.from_json(Path(plan_path).read_text())
-        outputs = [output for stage in stage_outputs for output in (stage or [])]
+        if plan_path is None:
+            no_plan()
+        reduction = dag_run.load_plan(plan_path)
+        outputs = dag_run.stage_outputs(*stage_outputs)
         finals = sorted(p for output in outputs for p in output.get("DATACUBE_FINAL", []))
         for cube in finals:
             print(f"DATACUBE_FINAL {cube}")
@@ -155,19 +180,16 @@ with DAG(
     @task
     def cleanup(plan_path: str, *stage_outputs: list) -> None:
         """The config's clean-up (only after every step finished): remove intermediate products."""
-        from pathlib import Path
-
+        from muse_operators import dag_run
         from muse_operators.cleanup import cleanup_targets, remove
         from muse_operators.config import load_config
-        from muse_operators.plan import ReductionPlan
 
-        reduction = ReductionPlan.from_json(Path(plan_path).read_text())
-        outputs = [output for stage in stage_outputs for output in (stage or [])]
+        reduction = dag_run.load_plan(plan_path)
         config = load_config(reduction.config)
         if not config.get_path("cleanup.execute"):
             print("clean-up: cleanup.execute is false, nothing removed")
             return
-        count, freed = remove(cleanup_targets(reduction, outputs, config))
+        count, freed = remove(cleanup_targets(reduction, dag_run.stage_outputs(*stage_outputs), config))
         print(f"clean-up: removed {count} files/folders, {freed / 1e9:.2f} GB")
 
     plan_path = plan()
@@ -178,7 +200,7 @@ with DAG(
             outputs = python_step.override(task_id=stage).expand_kwargs(kwargs)
         else:
             outputs = EsorexOperator.partial(task_id=stage).expand_kwargs(kwargs).output
-        earlier.append(collect.override(task_id=f"{stage}_products")(outputs))
+        earlier.append(collect.override(task_id=f"{stage}_products")(plan_path, outputs))
     verify(plan_path, *earlier) >> cleanup(plan_path, *earlier)
 
 if __name__ == "__main__":

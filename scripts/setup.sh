@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up what a fresh machine lacks to run muse-airflow: a Docker engine, the debian:bookworm-slim base
+# Set up what a fresh machine lacks to run muse-airflow: a Docker engine, chromium for the browser tests, the debian:bookworm-slim base
 # image (pulled, or made offline with debootstrap), the esorex image, and the Python venv in .venv.
 # Idempotent: every step is skipped when its result is already there, so it is cheap to run again.
 #
@@ -14,11 +14,14 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 image=${MUSE_ESOREX_IMAGE:-muse-esorex:2.8.7-debian}
 mirror=${MUSE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
-# 1. Docker engine and debootstrap (Debian packages).
+# 1. Docker engine, debootstrap, chromium (Debian packages).
 missing=()
 command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 command -v docker >/dev/null 2>&1 || missing+=(docker.io)
+# the web UI tests drive Debian's headless chromium through its chromedriver (tests/browser.py)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 # docker-compose v1 is what Debian packages; the v2 plugin (`docker compose`) works as well.
 if ! command -v docker-compose >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1; then
     missing+=(docker-compose)

@@ -44,13 +44,21 @@ NARROW_CUBES = {"sci_post": {"esorex_kwargs": CUBE_RANGE}, "exp_combine": {"esor
 # hands modules out in this order, so the two longest start at once on different workers and the short
 # modules fill in around them. (xdist's own reorder puts modules with many tests first: the one-test
 # nightly module then started last and the run overran the CI limit.)
-LONGEST_FIRST = ("test_science_chain.py", "test_nightly.py", "test_dags.py", "test_compose.py",
+LONGEST_FIRST = ("test_science_chain.py", "test_nightly.py", "test_web_ui.py", "test_dags.py", "test_compose.py",
                  "test_synthetic_recipes.py", "test_esorex_operator.py", "test_ifu_merged.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order within a module kept
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> pytest.TestReport:
+    """Keep each phase's report on the test item: fixtures then know whether the test failed (screenshots)."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
 
 
 @pytest.fixture(scope="session")

@@ -330,8 +330,9 @@ def test_the_trigger_form_has_every_config_key_with_its_default():
     fields = {f.name: f for f in form_fields()}
     defaults = read_json(defaults_path())
     assert set(fields) == {f"{s}__{k}" for s, keys in defaults.items() for k in keys}
-    assert fields["sky__modified"].schema["type"] == "boolean" and fields["sky__modified"].default is False
-    assert fields["global__n_CPU"].schema["type"] == "integer" and fields["global__n_CPU"].default == -1
+    # the type (first non-null type: the UI's widget) is the schema's; null admitted: every field optional
+    assert fields["sky__modified"].schema["type"] == ["null", "boolean"] and fields["sky__modified"].default is False
+    assert fields["global__n_CPU"].schema["type"] == ["null", "integer"] and fields["global__n_CPU"].default == -1
     submitted = {name: f.default for name, f in fields.items()}
     assert config_from_form(submitted) == {}  # an untouched form changes nothing
     submitted["sky__modified"] = True
@@ -339,6 +340,52 @@ def test_the_trigger_form_has_every_config_key_with_its_default():
     assert config_from_form(submitted, base) == {"global": {"using_ESO_Calibration": False},
                                                  "sky": {"sky_field": "object", "modified": True}}
     assert load_config(config_from_form(submitted, base)).get_path("sky.modified") is True
+
+
+def test_every_form_field_may_be_left_empty_and_keeps_its_checks():
+    """Issue 14: the UI treats a Param whose type does not admit null as required and blocks Trigger while
+    it is empty. Every config field admits null (= not set); a given value still meets the schema."""
+    import jsonschema
+
+    from muse_operators.config.form import config_from_form, form_fields
+
+    fields = form_fields()
+    for field in fields:
+        jsonschema.validate(None, field.schema)  # empty: allowed
+        jsonschema.validate(field.default, field.schema)  # the default submits as it is
+    by_name = {f.name: f for f in fields}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate("yes", by_name["sky__modified"].schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(-2, by_name["global__n_CPU"].schema)  # the schema's minimum stays
+    enum_fields = [f for f in fields if "enum" in f.schema]
+    assert enum_fields and all(None in f.schema["enum"] for f in enum_fields)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate("no-such-choice", enum_fields[0].schema)
+    # what the UI sends for fields left empty or cleared: None, which changes nothing
+    assert config_from_form({f.name: None for f in fields}) == {}
+    assert config_from_form({"sky__modified": None}, {"sky": {"modified": True}}) == {"sky": {"modified": True}}
+
+
+def test_a_run_request_names_every_problem_of_the_form_at_once(tmp_path):
+    from muse_operators.dag_run import RunRefused, RunRequest
+
+    with pytest.raises(RunRefused) as refused:
+        RunRequest.from_params({"raw_dir": "", "output_dir": None, "global__n_CPU": -7, "run_name": None})
+    problems = refused.value.problems
+    assert any(p.startswith("raw_dir is empty") for p in problems)
+    assert any(p.startswith("output_dir is empty") for p in problems)
+    assert any("n_CPU" in p for p in problems), problems
+    for raw, out, message in (("raw", "/out", "raw_dir 'raw' is not an absolute path"),
+                              (str(tmp_path / "missing"), "/out", "is not a directory on the Airflow worker"),
+                              (str(tmp_path), "out", "output_dir 'out' is not an absolute path"),
+                              (str(tmp_path), str(tmp_path / "products"), "is inside raw_dir")):
+        with pytest.raises(RunRefused, match=message):
+            RunRequest.from_params({"raw_dir": raw, "output_dir": out})
+    request = RunRequest.from_params({"raw_dir": f" {tmp_path} ", "output_dir": "/data/out", "run_name": "",
+                                      "ifus": [], "config": None, "sky__modified": None})
+    assert (request.raw_dir, request.run_name, request.ifus) == (str(tmp_path), None, None)
+    assert request.config.get_path("sky.modified") is False  # left empty: the default
 
 
 def test_the_dag_offers_the_form_fields_as_params():

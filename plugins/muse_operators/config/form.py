@@ -6,6 +6,12 @@ default from defaults.json, so the UI offers exactly what the config file offers
 appears in the form without touching the DAG. No Airflow import here: the DAG turns :func:`form_fields`
 into Params; :func:`config_from_form` turns the submitted values back into a nested config.
 
+Every field is optional in the form. Airflow's UI treats a Param whose type does not admit ``null`` as
+required, and an empty required field disables the Trigger button, so each field's type (and enum) also
+admits ``null``: a field left empty or cleared (the UI sends ``null``) means "not set", i.e. the default or
+what the pasted ``config`` says. The schema's other checks (types, enums, bounds, patterns) still apply
+to every value that is given, and ``load_config`` checks the merged result with its usual messages.
+
 Precedence when a run also gets a whole ``config`` object (a MUSEreduce file pasted in, or the REST
 API): the object is the base, and a form field overrides it only where the field differs from the
 default (the form always submits every field, so "differs from the default" is what marks a choice
@@ -55,6 +61,21 @@ def _resolve(node: Mapping[str, Any], defs: Mapping[str, Any]) -> dict[str, Any]
     return node
 
 
+def optional(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` that also admits ``null`` (an empty field): in its ``type``, ``enum`` and ``anyOf``/``oneOf``."""
+    optional_schema = dict(schema)
+    for combinator in ("anyOf", "oneOf"):
+        if combinator in schema:
+            optional_schema[combinator] = [{"type": "null"}, *schema[combinator]]
+    kind = schema.get("type")
+    if kind is not None:
+        kinds = list(kind) if isinstance(kind, list) else [kind]
+        optional_schema["type"] = kinds if "null" in kinds else ["null", *kinds]
+    if "enum" in schema and None not in schema["enum"]:
+        optional_schema["enum"] = [None, *schema["enum"]]
+    return optional_schema
+
+
 def form_fields() -> list[FormField]:
     """One field per config key, in schema order."""
     schema = read_json(schema_path())
@@ -69,16 +90,19 @@ def form_fields() -> list[FormField]:
             fields.append(FormField(
                 name=f"{section}{SEPARATOR}{key}", section=section, key=key,
                 default=copy.deepcopy(defaults.get(section, {}).get(key, resolved.get("default"))),
-                schema={k: resolved[k] for k in _FORM_KEYWORDS if k in resolved},
+                schema=optional({k: resolved[k] for k in _FORM_KEYWORDS if k in resolved}),
                 description=resolved.get("description", ""),
             ))
     return fields
 
 
 def config_from_form(params: Mapping[str, Any], base: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The nested config: ``base`` (a whole config object, may be empty) + the form fields that were changed."""
+    """The nested config: ``base`` (a whole config object, may be empty) + the form fields that were changed.
+
+    A field submitted as ``None`` (left empty or cleared in the UI) is not set: the base or the default holds.
+    """
     changed: dict[str, dict[str, Any]] = {}
     for field in form_fields():
-        if field.name in params and params[field.name] != field.default:
+        if params.get(field.name) is not None and params[field.name] != field.default:
             changed.setdefault(field.section, {})[field.key] = params[field.name]
     return deep_merge(dict(base or {}), changed)

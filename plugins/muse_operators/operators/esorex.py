@@ -126,6 +126,8 @@ class EsorexOperator(DockerOperator):
     def execute(self, context: Any) -> ProductMap:
         expected = _string_list(self.expected_products, "expected_products")
         read_only_dirs = _string_list(self.read_only_dirs, "read_only_dirs")
+        if self.parameters is None:  # an emptied form field: no parameters
+            self.parameters = {}
         if not isinstance(self.parameters, dict):
             raise AirflowException(f"parameters must be a mapping of recipe parameters, got {self.parameters!r}")
         if not _flag(self.run_recipe):
