@@ -30,10 +30,11 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 LOOKBACK_NIGHTS = 2  # nights before this one whose incomplete OBs are tried again
 # Airflow 3.3's Backfill dialog sends its Run Parameters form only when this box is ticked (its label says
 # "existing runs", but new runs get no conf without it either): say so whenever a backfill run has no conf.
+BACKFILL_FORM = ("in the UI's Backfill dialog tick 'Override parameters on existing runs', else the form's values "
+                 "are not sent")
 BACKFILL_WITHOUT_CONF = ("this backfill run has no conf: it uses the Params' defaults (the deployment's "
-                         "MUSE_LANDING_DIR, MUSE_NIGHTLY_OUTPUT_DIR, the default config). Values typed into the "
-                         "UI's Backfill dialog reach the runs only with 'Override parameters on existing runs' "
-                         "ticked; from the CLI pass --dag-run-conf")
+                         "MUSE_LANDING_DIR, MUSE_NIGHTLY_OUTPUT_DIR, the default config); from the CLI pass "
+                         f"--dag-run-conf, {BACKFILL_FORM}")
 
 DOC = """
 ### Every night's complete OBs, each reduced once
@@ -94,9 +95,7 @@ with DAG(
         for name, variable in (("landing_dir", "MUSE_LANDING_DIR"), ("output_dir", "MUSE_NIGHTLY_OUTPUT_DIR")):
             if not params.get(name):
                 raise ValueError(f"the Param {name} is empty: set ${variable} for the scheduler and workers, or "
-                                 f"pass {name} in the run's conf (--dag-run-conf for backfills; in the UI's "
-                                 "Backfill dialog tick 'Override parameters on existing runs', else the form's "
-                                 "values are not sent)")
+                                 f"pass {name} in the run's conf (--dag-run-conf for backfills; {BACKFILL_FORM})")
         if not params.get("night") and data_interval_start is None:
             raise ValueError("this run has no data interval (a manual run without a logical date): name the "
                              "observing night to reduce in the Param night (YYYY-MM-DD)")

@@ -108,6 +108,13 @@ class AirflowServices:
         return self.query("SELECT task_id, map_index, state FROM task_instance WHERE dag_id = ? AND run_id = ? "
                           "ORDER BY task_id, map_index", dag_id, run_id)
 
+    def task_log(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str:
+        """Every attempt's log of one task instance (mapped: its map index), as the workers wrote it."""
+        folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+        if map_index >= 0:
+            folder = folder / f"map_index={map_index}"
+        return "".join(p.read_text(errors="replace") for p in folder.glob("attempt=*.log"))
+
     def wait_for_runs(self, dag_id: str, select: Callable[[str, dict], bool], count: int, timeout: float) -> dict:
         """Wait until ``count`` selected runs of ``dag_id`` exist and none of them is queued or running."""
         def finished() -> dict | None:

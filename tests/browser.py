@@ -70,16 +70,12 @@ def _editor_shows(editor: WebElement, text: str) -> bool:
     return any(drawn) and all(line in expected for line in drawn if line)
 
 
-def _gone(element: WebElement) -> bool:
+def _gone(element: WebElement, _driver: Any = None) -> bool:
     """Whether ``element`` is hidden or no longer in the page (React removes closed popovers)."""
     try:
         return not element.is_displayed()
     except StaleElementReferenceException:
         return True
-
-
-def _gone_from(element: WebElement, _driver: Any) -> bool:
-    return _gone(element)
 
 
 class Browser:
@@ -248,7 +244,7 @@ class TriggerForm:
             time_input.clear()
             time_input.send_keys(time_of_day)
             picker[index].click()  # close the picker
-            self.browser.wait("the date picker to close", functools.partial(_gone_from, popup))
+            self.browser.wait("the date picker to close", functools.partial(_gone, popup))
 
     def submit_button(self, text: str = "Trigger") -> WebElement:
         buttons = self.browser.driver.find_elements(By.XPATH, f"{self.DIALOG}//button[normalize-space()="

@@ -83,13 +83,6 @@ def _report(archive: dict, night: str) -> dict[str, dict]:
     return {ob["ob"]: ob for ob in data["obs"]}
 
 
-def _task_log(airflow: AirflowServices, run_id: str, task_id: str, map_index: int) -> str:
-    folder = airflow.home / "logs" / "dag_id=muse_reduce" / f"run_id={run_id}" / f"task_id={task_id}"
-    if map_index >= 0:
-        folder = folder / f"map_index={map_index}"
-    return "".join(p.read_text(errors="replace") for p in folder.glob("attempt=*.log"))
-
-
 def _nightly_run(airflow: AirflowServices, night: str) -> tuple[str, dict]:
     runs = airflow.wait_for_runs("muse_nightly", lambda k, v: str(v["logical_date"]).startswith(night), 1, 300)
     ((run_id, run),) = runs.items()
@@ -156,8 +149,8 @@ def test_backfill_nightly_retry_and_skip(airflow: AirflowServices, archive: dict
         sets = sorted(p.name for p in run_dir.glob(f"calibrations/{stage}/*") if not p.name.startswith("."))
         assert len(sets) == 1, (stage, sets)
         for map_index in {m for t, m, _ in airflow.task_states("muse_reduce", first_run_id) if t == stage}:
-            reused = [run_id for run_id in reductions if "reusing its products" in _task_log(
-                airflow, run_id, stage, map_index)]
+            reused = [run_id for run_id in reductions if "reusing its products" in airflow.task_log(
+                "muse_reduce", run_id, stage, map_index)]
             assert len(reused) == 1, f"{stage}[{map_index}]: reused by {reused}; it must run once and be reused once"
     assert checksums(sorted(p for p in archive["landing"].rglob("*.fits") if p.name != archive["held"].name)
                      + [archive["held"]]) == archive["raw_sums"]

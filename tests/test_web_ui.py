@@ -97,11 +97,6 @@ def _new_run(airflow: AirflowServices, dag_id: str, known: set[str]) -> str:
     return new.pop()
 
 
-def _task_log(airflow: AirflowServices, dag_id: str, run_id: str, task_id: str) -> str:
-    folder = airflow.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
-    return "".join(p.read_text(errors="replace") for p in folder.glob("attempt=*.log"))
-
-
 def test_reduce_a_calibration_night_from_the_trigger_form(airflow: AirflowServices, browser: Browser,
                                                           data: dict[str, Path]) -> None:
     raw_sums = checksums(sorted(data["calibration"].rglob("*.fits")))
@@ -138,7 +133,7 @@ def test_a_refused_plan_fails_the_run_once(airflow: AirflowServices, browser: Br
     states = {(task, index): state for task, index, state in airflow.task_states("muse_reduce", run_id)}
     assert {key for key, state in states.items() if state == "failed"} == {("plan", -1)}, states
     assert set(states.values()) <= {"failed", "upstream_failed", "skipped"}, states
-    log = _task_log(airflow, "muse_reduce", run_id, "plan")
+    log = airflow.task_log("muse_reduce", run_id, "plan")
     assert "global.using_ESO_Calibration is true but the pool has no ESO master calibrations" in log
     assert "set it to false to reduce the raw calibrations" in log
     assert "Traceback" not in log  # the message is the failure, not a stack of frames

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,10 +118,9 @@ def plan_run(request: RunRequest, run_id: str | None, index_path: str | Path | N
         raise RunRefused([f"nothing to reduce in {request.raw_dir}: no raw frame there needs a recipe call"])
     path = run_dir / "plans" / plan_file_name(run_id)
     path.parent.mkdir(exist_ok=True)
-    _write_atomically(path, reduction.to_json())
-    latest = run_dir / f".plan.json.tmp{os.getpid()}"
-    shutil.copyfile(path, latest)
-    latest.replace(run_dir / "plan.json")
+    text = reduction.to_json()
+    _write_atomically(path, text)
+    _write_atomically(run_dir / "plan.json", text)
     return path, reduction
 
 
