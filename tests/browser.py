@@ -78,6 +78,25 @@ def _gone(element: WebElement, _driver: Any = None) -> bool:
         return True
 
 
+def _type_into(driver: webdriver.Chrome, element: WebElement, text: str, what: str, attempts: int = 3) -> None:
+    """Type ``text`` into an input, replacing what it held, and check that the input shows it.
+
+    On a loaded machine the UI's controlled inputs drop keystrokes now and then (measured in CI:
+    ``calibation-night`` for ``calibration-night``); what a person would notice and retype, this
+    retypes, and fails naming the input if it never shows the text.
+    """
+    for _ in range(attempts):
+        element.send_keys(Keys.CONTROL, "a")
+        element.send_keys(Keys.DELETE)
+        element.send_keys(text)
+        try:
+            WebDriverWait(driver, 3).until(lambda _: element.get_attribute("value") == text)
+            return
+        except WebDriverException:
+            continue
+    raise AssertionError(f"{what} shows {element.get_attribute('value')!r} after typing {text!r} {attempts} times")
+
+
 class Browser:
     """One logged-in chromium session on one Airflow api-server."""
 
@@ -127,8 +146,8 @@ class Browser:
 
     def log_in(self, user: str, password: str) -> None:
         self.open("/")
-        self.find("//input[@name='username']", "the login form").send_keys(user)
-        self.driver.find_element(By.NAME, "password").send_keys(password)
+        _type_into(self.driver, self.find("//input[@name='username']", "the login form"), user, "the user name")
+        _type_into(self.driver, self.driver.find_element(By.NAME, "password"), password, "the password")
         self.driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         self.wait("the UI after logging in", lambda d: "/auth/login" not in d.current_url and "/login" not in
                   d.current_url)
@@ -188,9 +207,7 @@ class TriggerForm:
         return element
 
     def type(self, name: str, text: str) -> None:
-        element = self.field(name)
-        element.clear()
-        element.send_keys(text)
+        _type_into(self.browser.driver, self.field(name), text, f"the form field {name}")
 
     def paste_json(self, name: str, value: Any) -> None:
         """Replace the content of the field's code editor by ``value`` as JSON (SOF lists, parameter objects).
@@ -239,10 +256,8 @@ class TriggerForm:
                                       "the date picker")
             date_input = popup.find_element(By.XPATH, ".//input[@placeholder='YYYY/MM/DD']")
             time_input = popup.find_element(By.XPATH, ".//input[@placeholder='HH:mm']")
-            date_input.clear()
-            date_input.send_keys(day)
-            time_input.clear()
-            time_input.send_keys(time_of_day)
+            _type_into(self.browser.driver, date_input, day, "the date picker's date")
+            _type_into(self.browser.driver, time_input, time_of_day, "the date picker's time")
             picker[index].click()  # close the picker
             self.browser.wait("the date picker to close", functools.partial(_gone, popup))
 
