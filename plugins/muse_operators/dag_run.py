@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .atomic_write import write_text_atomically
 from .config import Config, ConfigError, load_config
 from .config.form import config_from_form
 from .errors import MuseAirflowError
@@ -93,12 +94,6 @@ def plan_file_name(run_id: str | None) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]", "_", run_id or "manual") + ".json"
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def plan_run(request: RunRequest, run_id: str | None, index_path: str | Path | None = None
              ) -> tuple[Path, ReductionPlan]:
     """Plan the request into its run directory; returns the plan file of this DAG run and the plan.
@@ -119,8 +114,8 @@ def plan_run(request: RunRequest, run_id: str | None, index_path: str | Path | N
     path = run_dir / "plans" / plan_file_name(run_id)
     path.parent.mkdir(exist_ok=True)
     text = reduction.to_json()
-    _write_atomically(path, text)
-    _write_atomically(run_dir / "plan.json", text)
+    write_text_atomically(path, text)
+    write_text_atomically(run_dir / "plan.json", text)
     return path, reduction
 
 

@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from .atomic_write import write_text_atomically
 from .errors import ImageError
 from .recipe_params import RecipeCatalog
 
@@ -69,9 +70,7 @@ def _catalog_for_id(image_id: str, image: str, docker_url: str | None, params_di
     entries, names = _read_param_files(image, docker_url, params_dir)
     catalog = RecipeCatalog.from_entries(entries, source=f"{image} ({image_id[:19]})", recipe_names=names)
     cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(catalog.to_snapshot(), indent=1))
-    os.replace(tmp, cached)
+    write_text_atomically(cached, json.dumps(catalog.to_snapshot(), indent=1))
     return catalog
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -37,6 +36,7 @@ from typing import Any
 
 from astropy.time import Time
 
+from .atomic_write import write_text_atomically
 from .classify import classify
 from .grouping import ObservingBlock, group_science
 from .headers import RawFrame
@@ -181,8 +181,7 @@ def write_report(output_dir: str | Path, night: str, decisions: Sequence[ObDecis
     directory = Path(output_dir) / "nightly"
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{night}.json"
-    tmp = directory / f".{night}.json.tmp{os.getpid()}"
-    tmp.write_text(json.dumps({"night": night, "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                               "obs": [asdict(d) for d in decisions]}, indent=1, default=str))
-    os.replace(tmp, path)
+    written = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    write_text_atomically(path, json.dumps({"night": night, "written": written,
+                                            "obs": [asdict(d) for d in decisions]}, indent=1, default=str))
     return path

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .atomic_write import write_text_atomically
 from .errors import MuseAirflowError
 
 RECORD = "run-config.json"
@@ -90,7 +91,6 @@ def run_directory(output_dir: str | os.PathLike[str], config: Mapping[str, Any],
                 f"{RECORD}); choose another run_name (or leave it empty: every config gets its own directory)")
         return directory
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".{RECORD}.tmp{os.getpid()}"
-    tmp.write_text(json.dumps({"settings": settings, "config": dict(config)}, indent=2, sort_keys=True, default=str))
-    os.replace(tmp, record)
+    write_text_atomically(record, json.dumps({"settings": settings, "config": dict(config)}, indent=2,
+                                             sort_keys=True, default=str))
     return directory

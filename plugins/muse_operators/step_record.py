@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .atomic_write import write_text_atomically
 from .errors import MuseAirflowError
 from .products import ProductMap, publish
 
@@ -93,9 +94,7 @@ def write_record(output_dir: str | Path, print_: str, recipe: str, products: Pro
     directory = Path(output_dir)
     sizes = {p: os.stat(p).st_size for paths in products.values() for p in paths}
     data = {"fingerprint": print_, "recipe": recipe, "products": products, "sizes": sizes}
-    tmp = directory / f"{RECORD_NAME}.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-    os.replace(tmp, directory / RECORD_NAME)
+    write_text_atomically(directory / RECORD_NAME, json.dumps(data, indent=1, sort_keys=True))
 
 
 def forget(output_dir: str | Path) -> None:
