@@ -47,12 +47,26 @@ class AirflowServices:
         )
         self.processes: dict[str, subprocess.Popen] = {}
 
-    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        result = subprocess.run([*airflow_command(), *args], env=self.env, capture_output=True, text=True,
-                                timeout=timeout)
-        if result.returncode != 0:
-            raise AssertionError(f"airflow {' '.join(args)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
-        return result
+    def cli(self, *args: str, timeout: float = 120, nothing_written: Callable[[], bool] | None = None,
+            attempts: int = 3) -> subprocess.CompletedProcess:
+        """Run ``airflow ARGS``; fail with its output if it fails.
+
+        On SQLite a CLI write that meets the scheduler's write fails at once with "database is locked"
+        (measured: ``backfill create`` while the scheduler queued runs). Such a command is run again when
+        repeating it is harmless: pausing and unpausing always, others when ``nothing_written()`` says the
+        failed attempt left nothing behind (its transaction was rolled back).
+        """
+        idempotent = args[:2] in (("dags", "pause"), ("dags", "unpause"))
+        for attempt in range(1, attempts + 1):
+            result = subprocess.run([*airflow_command(), *args], env=self.env, capture_output=True, text=True,
+                                    timeout=timeout)
+            if result.returncode == 0:
+                return result
+            locked = "database is locked" in result.stdout + result.stderr
+            if attempt == attempts or not locked or not (idempotent or (nothing_written and nothing_written())):
+                break
+            time.sleep(2.0 * attempt)
+        raise AssertionError(f"airflow {' '.join(args)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
 
     def start(self) -> None:
         self.cli("db", "migrate", timeout=300)

@@ -1,9 +1,10 @@
 """Scheduled nightly reductions and archival backfill (issue 7), with a real scheduler, real recipes.
 
-A two-night synthetic archive (IFUs 1-2; each night: calibrations, a standard star and one OB of two
-exposures; night 0 belongs to programme 60.A-9100(A), night 1 to 60.A-9101(A)) lands in a landing
-area, with the second exposure of night 1's OB held back and without night 1's calibration frames (so
-both OBs are reduced with night 0's calibrations, which the second reduction must reuse, not redo).
+A two-night synthetic archive (IFUs 1-2, not 1 alone: on a one-IFU field muse_standard's response comes
+out empty, measured; each night: calibrations, a standard star and one OB of two exposures; night 0 belongs
+to programme 60.A-9100(A), night 1 to 60.A-9101(A)) lands in a landing area, with the second exposure
+of night 1's OB held back and without night 1's calibration frames (so both OBs are reduced with night
+0's calibrations, which the second reduction must reuse, not redo).
 Then, against a running scheduler:
 
 1. ``airflow backfill create`` over both nights with ``programme=60.A-9100*``: night 0's OB is
@@ -93,7 +94,8 @@ def test_backfill_nightly_retry_and_skip(airflow: AirflowServices, archive: dict
     # 1. backfill both nights, programme filter
     airflow.cli("backfill", "create", "--dag-id", "muse_nightly", "--from-date", f"{NIGHT0}T12:00:00+00:00",
                 "--to-date", f"{NIGHT1}T12:00:00+00:00", "--dag-run-conf",
-                _night_conf(archive, programme="60.A-9100*", lookback_nights=0))
+                _night_conf(archive, programme="60.A-9100*", lookback_nights=0),
+                nothing_written=lambda: not airflow.query("SELECT id FROM backfill WHERE dag_id = 'muse_nightly'"))
     for night in (NIGHT0, NIGHT1):
         run_id, run = _nightly_run(airflow, night)
         assert run["state"] == "success", airflow.task_states("muse_nightly", run_id)
@@ -109,7 +111,8 @@ def test_backfill_nightly_retry_and_skip(airflow: AirflowServices, archive: dict
 
     # 2. the nightly run of night 1, no filter: the OB lacks an exposure -> incomplete, reported, no failure
     airflow.cli("dags", "trigger", "muse_nightly", "--run-id", "manual-night1",
-                "--conf", _night_conf(archive, night=NIGHT1, lookback_nights=0))
+                "--conf", _night_conf(archive, night=NIGHT1, lookback_nights=0),
+                nothing_written=lambda: "manual-night1" not in airflow.runs("muse_nightly"))
     run = airflow.wait_for_runs("muse_nightly", lambda k, v: k == "manual-night1", 1, 300)["manual-night1"]
     assert run["state"] == "success", airflow.task_states("muse_nightly", "manual-night1")
     night1 = _report(archive, NIGHT1)["SYN-N2A_OB1"]
@@ -120,7 +123,8 @@ def test_backfill_nightly_retry_and_skip(airflow: AirflowServices, archive: dict
     # 3. the exposure lands; the next night's run looks back, reduces night 1's OB, skips night 0's
     shutil.copy2(archive["held"], archive["landing"] / archive["held"].name)
     airflow.cli("dags", "trigger", "muse_nightly", "--run-id", "manual-night2",
-                "--conf", _night_conf(archive, night=NIGHT2, lookback_nights=2))
+                "--conf", _night_conf(archive, night=NIGHT2, lookback_nights=2),
+                nothing_written=lambda: "manual-night2" not in airflow.runs("muse_nightly"))
     run = airflow.wait_for_runs("muse_nightly", lambda k, v: k == "manual-night2", 1, 300)["manual-night2"]
     assert run["state"] == "success"
     report = _report(archive, NIGHT2)

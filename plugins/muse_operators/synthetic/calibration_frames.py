@@ -27,7 +27,7 @@ from .detector import TRIMMED_SHAPE, ReadoutModel, read_out
 from .headers import PARANAL, FrameSpec, lst_deg
 from .lamps import ARC_LAMPS, CONTINUUM_LAMPS, arc_spectrum, lamp_keywords, wavelength, write_line_catalog
 from .raw_frames import bias_structure, write_raw
-from .slices import pixel_response, slice_geometry
+from .slices import ccd_response
 from .static_tables import (write_astrometry_wcs, write_badpix_table, write_extinction_table, write_filter_list,
                             write_geometry_table, write_sky_lines, write_std_flux_table, write_vignetting_mask)
 
@@ -108,8 +108,7 @@ def _write_frames(outdir: Path, ifus: Sequence[int], frames: Sequence[tuple[Fram
     response: dict[int, np.ndarray] = {}
     bias: dict[int, np.ndarray | None] = {}
     for ifu in ifus:
-        response[ifu] = slice_geometry(ifu).illumination()
-        response[ifu] *= pixel_response(ifu)
+        response[ifu] = ccd_response(ifu)
         bias[ifu] = bias_structure(bias_seed, ifu) if bias_seed is not None else None
     paths = []
     for index, (spec, spectrum) in enumerate(frames):

@@ -33,7 +33,7 @@ from .headers import PARANAL, FrameSpec, lst_deg
 from .lamps import dispersion, line_fractions, wavelength
 from .raw_frames import bias_structure, write_raw
 from .scene import NEBULAR_LINES, SPAXEL_ARCSEC, Moffat, Scene, atmosphere, response, sky_continuum, sky_lines
-from .slices import N_SLICES, NOMINAL_WIDTH, pixel_response, slice_geometry
+from .slices import N_SLICES, NOMINAL_WIDTH, ccd_response, slice_geometry
 from .static_tables import GEOMETRY_WIDTH, sky_position
 
 PIXEL_AREA_ARCSEC2 = GEOMETRY_WIDTH / NOMINAL_WIDTH * SPAXEL_ARCSEC**2  # what one CCD pixel sees
@@ -138,8 +138,7 @@ def render_ifu(observation: Observation, ifu: int, ifus: Sequence[int]) -> np.nd
             block[rows] += brightness[rows] * line_rows_[rows, None]
         target = image[:, first:last]
         target[owned] = block[owned]
-    image *= geometry.illumination()
-    image *= pixel_response(ifu)
+    image *= ccd_response(ifu)
     return image
 
 

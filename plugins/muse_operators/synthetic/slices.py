@@ -143,3 +143,16 @@ def pixel_response(ifu: int) -> np.ndarray:
     response *= PIXEL_RESPONSE_RMS
     response += 1.0
     return response
+
+
+@lru_cache(maxsize=8)
+def ccd_response(ifu: int) -> np.ndarray:
+    """What IFU ``ifu``'s CCD makes of uniform light: slice illumination times pixel response (read-only).
+
+    Every flat, arc, twilight and sky frame of that CCD is multiplied by it; cached because computing it
+    took 1.5 s per frame of a night's data writing.
+    """
+    response = slice_geometry(ifu).illumination()
+    response *= pixel_response(ifu)
+    response.setflags(write=False)
+    return response
