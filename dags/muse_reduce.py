@@ -6,8 +6,9 @@ expands from it with dynamic task mapping, one task instance per recipe call (pe
 IFU, or per set with ``global.ifu_tasks = merged``). A step identical to one that finished before hands
 on its recorded products (muse_operators.step_record); why stages are mapped tasks and not mapped task
 groups: docs/architecture.md. Between stages a small
-``<stage>_inputs`` task resolves each step's product inputs from the earlier tasks' XComs; a step whose
-upstream failed is not run, so a failure stops only what depends on it.
+``<stage>_inputs`` task resolves each step's product inputs from the earlier stages' mapped XComs (no
+collector task per stage: ~1 s of scheduling each); a step whose upstream failed is not run, so a
+failure stops only what depends on it.
 Stages (muse_operators.plan.STAGES): bias -> dark -> flat -> wavecal -> lsf -> twilight -> scibasic ->
 standard -> create_sky -> [sky_zero -> sky_refit -> sky_lines, with sky.modified] -> scipost -> exp_align ->
 exp_combine; a stage with nothing to do is skipped. After ``verify`` (fails the run if a step did not
@@ -18,7 +19,7 @@ $AIRFLOW_HOME/muse_header_index.sqlite), so re-planning an unchanged archive cos
 """
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pendulum
 from airflow.sdk import DAG, Param, task
@@ -112,12 +113,14 @@ with DAG(
 
         raise AirflowSkipException("no plan: the plan task failed, its log says why")
 
-    @task
-    def stage_inputs(plan_path: str, stage: str, *earlier: list) -> list[dict]:
-        """EsorexOperator kwargs of the stage's runnable steps, inputs resolved from earlier XComs.
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def stage_inputs(plan_path: str | None, stage: str, *earlier: list | None) -> list[dict]:
+        """EsorexOperator kwargs of the stage's runnable steps, inputs resolved from earlier stages' XComs.
 
-        Skipped (not failed) when no step of the stage can run because what they need did not finish:
-        the failure is the upstream recipe's, and ``verify`` lists every unfinished step.
+        Takes the earlier mapped stages' outputs directly (a failed instance has no XCom and is left out)
+        and runs on ALL_DONE, so a failed sibling blocks only the steps that need its products. Skipped
+        (not failed) when no step of the stage can run because what they need did not finish: the failure
+        is the upstream recipe's, and ``verify`` lists every unfinished step.
         """
         from airflow.sdk import conf
         from airflow.sdk.exceptions import AirflowSkipException
@@ -125,6 +128,8 @@ with DAG(
         from muse_operators.dag_run import load_plan, stage_outputs
         from muse_operators.plan import stage_steps
 
+        if plan_path is None:
+            no_plan()
         runnable, blocked = stage_steps(load_plan(plan_path), stage, stage_outputs(*earlier))
         for line in blocked:
             print(line)
@@ -152,13 +157,6 @@ with DAG(
             raise AirflowSkipException(str(exc)) from None
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
-    def collect(plan_path: str | None, outputs: list) -> list:
-        """The stage's product maps (failed instances left out), for the stages after it."""
-        if plan_path is None:
-            no_plan()
-        return [output for output in (outputs or []) if output]
-
-    @task(trigger_rule=TriggerRule.ALL_DONE)
     def verify(plan_path: str | None, *stage_outputs: list) -> dict:
         """Fail the run if any planned step did not finish; list the final products either way."""
         from muse_operators import dag_run
@@ -177,9 +175,13 @@ with DAG(
                                "task logs; clear a failed task to re-run only its branch): " + ", ".join(missing))
         return {"steps": len(reduction.steps), "DATACUBE_FINAL": finals}
 
-    @task
-    def cleanup(plan_path: str, *stage_outputs: list) -> None:
-        """The config's clean-up (only after every step finished): remove intermediate products."""
+    @task(trigger_rule=TriggerRule.NONE_FAILED)
+    def cleanup(plan_path: str, *stage_outputs: list | None) -> None:
+        """The config's clean-up (only after every step finished): remove intermediate products.
+
+        NONE_FAILED, not the default: a stage with nothing to do ends skipped, which must not skip the
+        clean-up; a failed recipe or a failed ``verify`` still stops it (upstream_failed).
+        """
         from muse_operators import dag_run
         from muse_operators.cleanup import cleanup_targets, remove
         from muse_operators.config import load_config
@@ -192,7 +194,7 @@ with DAG(
         count, freed = remove(cleanup_targets(reduction, dag_run.stage_outputs(*stage_outputs), config))
         print(f"clean-up: removed {count} files/folders, {freed / 1e9:.2f} GB")
 
-    plan_path = plan()
+    plan_path: Any = plan()  # an XComArg, the plan file's path at run time (what the tasks are typed for)
     earlier: list = []
     for stage in STAGES:
         kwargs = stage_inputs.override(task_id=f"{stage}_inputs")(plan_path, stage, *earlier)
@@ -200,7 +202,7 @@ with DAG(
             outputs = python_step.override(task_id=stage).expand_kwargs(kwargs)
         else:
             outputs = EsorexOperator.partial(task_id=stage).expand_kwargs(kwargs).output
-        earlier.append(collect.override(task_id=f"{stage}_products")(plan_path, outputs))
+        earlier.append(outputs)
     verify(plan_path, *earlier) >> cleanup(plan_path, *earlier)
 
 if __name__ == "__main__":
