@@ -151,7 +151,8 @@ def main() -> None:
     paths = sorted(raw_dir.rglob("*.fits"))
     generation_s = time.perf_counter() - started
     size = sum(p.stat().st_size for p in paths)
-    print(f"wrote {len(paths)} files ({size / 1e6:.0f} MB, {args.cards} cards each) in {generation_s:.0f} s", flush=True)
+    print(f"wrote {len(paths)} files ({size / 1e6:.0f} MB, {args.cards} cards each) in {generation_s:.0f} s",
+          flush=True)
     time.sleep(RACY_NS / 1e9 + 0.1)  # files modified within RACY_NS of a scan are re-read by the next one
 
     sample = paths[:: max(1, len(paths) // 300)]

@@ -32,14 +32,14 @@ HERE = Path(__file__).resolve().parent
 
 def direct_run(image: str, raw: list[Path], out: Path, threads: int) -> float:
     call = build_call("muse_bias", [[str(p), "BIAS"] for p in raw], out, {"nifu": 1})
-    call.new_staging_dir()
+    staging = call.new_staging_dir()
     user = container_user()
     call.prepare_staging(user)
     command = docker_run_argv(call, image, recipe_catalog(image), user, threads)
     started = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
     elapsed = time.perf_counter() - started
-    shutil.rmtree(call.staging_dir)
+    shutil.rmtree(staging)
     return elapsed
 
 
@@ -59,7 +59,10 @@ def operator_run(env: dict[str, str], raw: list[Path], out: Path, threads: int) 
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
         raise RuntimeError(result.stdout[-3000:])
-    run_duration = float(re.search(r"run_duration=([0-9.]+)", result.stdout).group(1))
+    found = re.search(r"run_duration=([0-9.]+)", result.stdout)
+    if found is None:
+        raise RuntimeError("no run_duration in the output of airflow dags test: " + result.stdout[-3000:])
+    run_duration = float(found.group(1))
     in_task = _stamp(result.stdout, "MASTER_BIAS: /") - _stamp(result.stdout, "Task started")
     shutil.rmtree(out)
     return elapsed, run_duration, in_task
@@ -92,7 +95,8 @@ def main() -> None:
               f"(DagRun {in_run:.2f} s, task {in_task:.2f} s)", flush=True)
     result = {
         "recipe": "muse_bias --nifu=1, 3 raw biases, 1 IFU", "repeats": args.repeats, "omp_threads": args.threads,
-        "image": image, "direct_s": direct, "operator_process_s": operator, "operator_dagrun_s": dagrun, "operator_task_s": task,
+        "image": image, "direct_s": direct, "operator_process_s": operator, "operator_dagrun_s": dagrun,
+        "operator_task_s": task,
         "median_direct_s": statistics.median(direct),
         "median_operator_process_s": statistics.median(operator),
         "median_operator_dagrun_s": statistics.median(dagrun),

@@ -16,9 +16,14 @@ import pytest
 
 from muse_operators.cli import airflow_command, airflow_environment
 from muse_operators.esorex_image import configured_image, inspect_image
+from muse_operators.headers import RawFrame
 from muse_operators.synthetic.raw_frames import write_bias_set
 
+from .header_pool import night_frames
+
 REPO = Path(__file__).resolve().parents[1]
+# The recipe-parameter snapshot of the offline image (muse-airflow recipe-params --snapshot writes it).
+RECIPE_PARAMS_SNAPSHOT = REPO / "config" / "recipe_params" / "muse-2.8.7-debian.json"
 
 
 def _recipe_threads_per_worker() -> str:
@@ -95,6 +100,12 @@ def run_dag(airflow_env: dict[str, str], esorex_image: str) -> DagRunner:
         )
 
     return run
+
+
+@pytest.fixture()
+def header_night() -> list[RawFrame]:
+    """A night of header-only frames for the planners (tests/header_pool.py), fresh for each test."""
+    return night_frames()
 
 
 @pytest.fixture(scope="session")

@@ -46,7 +46,7 @@ class RecipeRun:
         return {**asdict(self), "log": str(self.log)}
 
     @classmethod
-    def from_json(cls, value: Mapping[str, Any]) -> "RecipeRun":
+    def from_json(cls, value: Mapping[str, Any]) -> RecipeRun:
         return cls(products=dict(value["products"]), log=Path(value["log"]), seconds=float(value["seconds"]))
 
 

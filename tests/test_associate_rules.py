@@ -10,7 +10,8 @@ NIGHT = 60300.0  # MJD of the night's noon
 
 
 def frame(path: str, dpr_type: str, mjd: float, mode: str = "WFM-NOAO-N", catg: str = "CALIB", nexp: int = 3,
-          tpl: str | None = None, temp: float | None = None, curname: str = "SCI1.0", pro: str | None = None) -> RawFrame:
+          tpl: str | None = None, temp: float | None = None, curname: str = "SCI1.0",
+          pro: str | None = None) -> RawFrame:
     return RawFrame(path=f"/raw/{path}.fits", instrument="MUSE", dpr_catg=catg, dpr_type=dpr_type,
                     dpr_tech=None if pro else "IFU", pro_catg=pro, mjd_obs=mjd, date_obs=f"d{mjd:.5f}",
                     ins_mode=mode, tpl_start=tpl or f"T{mjd:.3f}", tpl_nexp=nexp, read_curname=curname, ins_temp7=temp)
@@ -40,7 +41,8 @@ def test_nearest_matching_template_inside_the_oca_window(pool):
     science = frame("sci", "OBJECT", NIGHT + 0.65, catg="SCIENCE", nexp=1, temp=12.0)
     result = associate(science, calibration_sets(pool))
     assert result.choices["BIAS"].quality == GOOD
-    assert [p.rsplit("/", 1)[1] for p in result.choices["BIAS"].paths] == ["bias_n1_0.fits", "bias_n1_1.fits", "bias_n1_2.fits"]
+    assert [p.rsplit("/", 1)[1] for p in result.choices["BIAS"].paths] == [
+        "bias_n1_0.fits", "bias_n1_1.fits", "bias_n1_2.fits"]
     flat = result.choices["FLAT"]
     assert flat.paths[0].endswith("flat_noao_0.fits"), "a nearer flat of another INS.MODE must not be taken"
     assert any("INS.MODE WFM-AO-N != WFM-NOAO-N" in r for r in flat.rejected)

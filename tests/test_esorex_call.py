@@ -13,7 +13,7 @@ from muse_operators.products import categorise, check_expected, discard, listed_
 from muse_operators.recipe_params import RecipeCatalog
 from muse_operators.sof import SofEntry, render_sof
 
-from .test_recipe_params import SNAPSHOT
+from .conftest import RECIPE_PARAMS_SNAPSHOT
 
 
 def _fits(path: Path, catg: str | None) -> Path:
@@ -35,7 +35,7 @@ def raw(tmp_path: Path) -> list[Path]:
 def test_command_is_an_argument_list_with_staging_output_and_validated_parameters(raw, tmp_path):
     call = build_call("muse_bias", [[str(p), "BIAS"] for p in raw], tmp_path / "out", {"nifu": 1, "combine": "median"})
     staging = call.new_staging_dir()
-    argv = call.argv(RecipeCatalog.from_snapshot(SNAPSHOT))
+    argv = call.argv(RecipeCatalog.from_snapshot(RECIPE_PARAMS_SNAPSHOT))
     assert argv[0] == "esorex"
     assert f"--output-dir={staging}" in argv and f"--log-dir={staging}" in argv
     assert argv[-4:] == ["muse_bias", "--nifu=1", "--combine=median", f"{staging}/muse_bias.sof"]
@@ -87,7 +87,8 @@ def test_products_are_found_by_pro_catg_and_published_atomically(tmp_path):
     _fits(staging / "not_a_product.fits", None)
     (staging / "muse_flat.log").write_text("log")
     (staging / "muse_flat.products.json").write_text(json.dumps(
-        [{"name": "MASTER_FLAT-01.fits", "category": "MASTER_FLAT"}, {"name": "TRACE_TABLE-01.fits", "category": "TRACE_TABLE"}]))
+        [{"name": "MASTER_FLAT-01.fits", "category": "MASTER_FLAT"},
+         {"name": "TRACE_TABLE-01.fits", "category": "TRACE_TABLE"}]))
     found = categorise(listed_products(staging, "muse_flat.products.json"))
     assert sorted(found) == ["MASTER_FLAT", "TRACE_TABLE"]
     check_expected(found, ["MASTER_FLAT", "TRACE_TABLE"], "muse_flat")

@@ -5,7 +5,7 @@ The end-to-end path (scheduler, backfill, real reductions) is tests/test_nightly
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 from astropy.time import Time
 
@@ -16,9 +16,9 @@ from muse_operators.nightly import (night_of, night_of_mjd, night_start_mjd, red
 
 
 def test_the_observing_night_runs_from_noon_to_noon_utc() -> None:
-    assert night_of(datetime(2024, 3, 10, 23, 0, tzinfo=timezone.utc)) == "2024-03-10"
-    assert night_of(datetime(2024, 3, 11, 11, 59, 59, tzinfo=timezone.utc)) == "2024-03-10"
-    assert night_of(datetime(2024, 3, 11, 12, 0, tzinfo=timezone.utc)) == "2024-03-11"  # the afternoon calibs
+    assert night_of(datetime(2024, 3, 10, 23, 0, tzinfo=UTC)) == "2024-03-10"
+    assert night_of(datetime(2024, 3, 11, 11, 59, 59, tzinfo=UTC)) == "2024-03-10"
+    assert night_of(datetime(2024, 3, 11, 12, 0, tzinfo=UTC)) == "2024-03-11"  # the afternoon calibs
     assert night_of_mjd(night_start_mjd("2024-03-10")) == "2024-03-10"
     assert night_of_mjd(night_start_mjd("2024-03-10") - 1e-6) == "2024-03-09"
     assert Time(night_start_mjd("2024-03-10"), format="mjd").isot.startswith("2024-03-10T12:00:00")

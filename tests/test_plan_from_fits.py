@@ -80,7 +80,8 @@ def run_plan(capsys, *args: str) -> tuple[int, str]:
 
 def test_plan_of_a_two_night_pool_with_a_musereduce_config(pool, tmp_path, capsys):
     config = tmp_path / "musereduce.json"
-    config.write_text(json.dumps({"global": {"using_ESO_calibration": False}, "sci_basic": {"sky_reject": "15.,15.,1"}}))
+    config.write_text(json.dumps({"global": {"using_ESO_calibration": False},
+                                  "sci_basic": {"sky_reject": "15.,15.,1"}}))
     code, text = run_plan(capsys, str(pool["raw"]), str(tmp_path / "out"), "--config", str(config), "--json")
     plan = json.loads(text)
     # the only standard star was taken in WFM-NOAO: the AO exposure has no flux calibration (OCA: same INS.MODE)
@@ -95,7 +96,8 @@ def test_plan_of_a_two_night_pool_with_a_musereduce_config(pool, tmp_path, capsy
     assert len(by_stage["scipost"]) == 3 and len(by_stage["exp_combine"]) == 1
     ao = next(s for n, s in steps.items() if n.startswith("scibasic.NGC1_ao.") and n.endswith(".01"))
     assert {i["step"] for i in ao["inputs"] if i["tag"] == "MASTER_FLAT"} == {
-        next(n for n in steps if n.startswith("flat.") and n.endswith(".01") and steps[n]["inputs"][0]["path"] == str(pool["flat_ao"][0]))}
+        next(n for n in steps if n.startswith("flat.") and n.endswith(".01")
+             and steps[n]["inputs"][0]["path"] == str(pool["flat_ao"][0]))}
     report = "\n".join(plan["report"])
     # the archive XML picks illum_other, the rules the ILLUM closest in time and temperature
     assert f"XML disagreement: {pool['a1'].name} ILLUM" in report

@@ -1,55 +1,13 @@
 """The whole reduction plan for realistic header pools: which steps, wired to which inputs, and errors."""
 from __future__ import annotations
 
-import pytest
-
-from muse_operators.headers import RawFrame
 from muse_operators.plan import ReductionPlan
 from muse_operators.planner import plan_reduction
 
-NOON = 60300.5
-IFUS = [1, 2]
-OWN_CALIBRATIONS = {"global": {"using_ESO_Calibration": False}}
+from .header_pool import NOON, OWN_CALIBRATIONS, calib_template, raw
 
-
-def raw(name: str, catg: str, dpr_type: str, mjd: float, *, nexp: int = 3, tpl: str | None = None, ob: str = "",
-        obs_id: int | None = None, ra: float = 150.0, dec: float = -30.0, exptime: float = 600.0, posang: float = 0.0,
-        mode: str = "WFM-NOAO-N", pro: str | None = None) -> RawFrame:
-    return RawFrame(path=f"/raw/{name}.fits", instrument="MUSE", dpr_catg=catg, dpr_type=dpr_type,
-                    dpr_tech=None if pro else "IFU", pro_catg=pro, mjd_obs=mjd, date_obs=f"D{mjd:.6f}",
-                    exptime=exptime, ra=ra, dec=dec, ins_mode=mode, posang=posang, obs_name=ob or None,
-                    obs_id=obs_id, tpl_start=tpl or f"T{mjd:.4f}", tpl_nexp=nexp, tpl_expno=1,
-                    read_curname="SCI1.0", ins_temp7=12.0, arcfile=f"{name}.fits", ifus=list(IFUS))
-
-
-def calib_template(prefix: str, dpr_type: str, mjd: float, n: int = 3) -> list[RawFrame]:
-    return [raw(f"{prefix}{i}", "CALIB", dpr_type, mjd + i * 1e-3, tpl=f"{prefix}", nexp=n) for i in range(n)]
-
-
-def statics() -> list[RawFrame]:
-    return [raw(f"static_{c.lower()}", "", "", 57000.0, nexp=1, pro=c) for c in
-            ("LINE_CATALOG", "GEOMETRY_TABLE", "EXTINCT_TABLE", "STD_FLUX_TABLE", "FILTER_LIST", "SKY_LINES")]
-
-
-@pytest.fixture()
-def night() -> list[RawFrame]:
-    frames = statics()
-    frames += calib_template("bias", "BIAS", NOON + 0.2) + calib_template("flat", "FLAT,LAMP", NOON + 0.21)
-    frames += calib_template("arc", "WAVE", NOON + 0.22, n=9) + calib_template("twi", "FLAT,SKY", NOON + 0.27)
-    frames.append(raw("illum", "CALIB", "FLAT,LAMP,ILLUM", NOON + 0.45, nexp=1))
-    frames.append(raw("std", "CALIB", "STD", NOON - 0.6, nexp=1, exptime=30.0, ra=151.0))  # previous night
-    ob1 = dict(ob="NGC1_a", obs_id=1001)
-    frames += [raw("sci1", "SCIENCE", "OBJECT", NOON + 0.40, **ob1),
-               raw("sci2", "SCIENCE", "OBJECT", NOON + 0.41, posang=90.0, ra=150.0003, **ob1),
-               raw("sky1", "SCIENCE", "SKY", NOON + 0.42, exptime=300.0, ra=150.2, **ob1)]
-    ob2 = dict(ob="NGC1_b", obs_id=1002)
-    frames += [raw("sci3", "SCIENCE", "OBJECT", NOON + 0.50, posang=180.0, **ob2),
-               raw("sci4", "SCIENCE", "OBJECT", NOON + 0.51, exptime=900.0, **ob2)]
-    return frames
-
-
-def test_full_night_plan_with_own_calibrations(night, tmp_path):
-    plan = plan_reduction(tmp_path / "raw", tmp_path / "out", OWN_CALIBRATIONS, frames=night)
+def test_full_night_plan_with_own_calibrations(header_night, tmp_path):
+    plan = plan_reduction(tmp_path / "raw", tmp_path / "out", OWN_CALIBRATIONS, frames=header_night)
     assert plan.errors == []
     counts = {stage: len(plan.by_stage(stage)) for stage in
               ("bias", "flat", "wavecal", "lsf", "twilight", "scibasic", "standard", "create_sky", "scipost",
@@ -77,15 +35,16 @@ def test_full_night_plan_with_own_calibrations(night, tmp_path):
         "bias.bias.01", "bias.bias.02", "flat.flat.01", "flat.flat.02", "wavecal.arc.01", "wavecal.arc.02"}
     combine = plan.step("exp_combine.100000-300000_0600")
     assert [i.tag for i in combine.inputs].count("PIXTABLE_REDUCED") == 2
-    assert any(r.startswith("pointing 100000-300000_0900: 1 exposure(s); the scipost DATACUBE_FINAL") for r in plan.report)
+    assert any(r.startswith("pointing 100000-300000_0900: 1 exposure(s); the scipost DATACUBE_FINAL")
+               for r in plan.report)
     assert any("STD" in r and "outside the OCA window" in r for r in plan.report)
     assert ReductionPlan.from_json(plan.to_json()).to_json() == plan.to_json()
 
 
-def test_two_obs_dithered_into_one_pointing(night, tmp_path):
+def test_two_obs_dithered_into_one_pointing(header_night, tmp_path):
     config = {"global": {"using_ESO_Calibration": False, "dither_multiple_OBs": True,
                          "OB_list": ["NGC1_a", "NGC1_b"]}}
-    plan = plan_reduction(tmp_path / "raw", tmp_path / "out", config, frames=night)
+    plan = plan_reduction(tmp_path / "raw", tmp_path / "out", config, frames=header_night)
     combine = plan.step("exp_combine.100000-300000_0600")
     assert sorted(i.step for i in combine.inputs if i.tag == "PIXTABLE_REDUCED") == [
         "scipost.NGC1_a.100000-300000_0600_000_00", "scipost.NGC1_a.100000-300000_0600_090_00",
@@ -93,37 +52,37 @@ def test_two_obs_dithered_into_one_pointing(night, tmp_path):
     assert combine.output_dir.endswith("reduced/100000-300000_0600/exp_combine")
 
 
-def test_exposure_time_selection_and_object_as_sky(night, tmp_path):
+def test_exposure_time_selection_and_object_as_sky(header_night, tmp_path):
     config = {"global": {"using_ESO_Calibration": False, "using_specific_exposure_time": 900},
               "sky": {"sky_field": "object"}}
-    plan = plan_reduction(tmp_path / "raw", tmp_path / "out", config, frames=night)
+    plan = plan_reduction(tmp_path / "raw", tmp_path / "out", config, frames=header_night)
     assert [s.name for s in plan.by_stage("scipost")] == ["scipost.NGC1_b.100000-300000_0900_000_00"]
     assert [s.name for s in plan.by_stage("create_sky")] == ["create_sky.NGC1_b.100000-300000_0900_000_00"]
     sky = plan.by_stage("create_sky")[0]
     assert {(i.tag, i.catg) for i in sky.inputs if i.tag == "PIXTABLE_SKY"} == {("PIXTABLE_SKY", "PIXTABLE_OBJECT")}
 
 
-def test_errors_name_what_is_missing_and_the_setting(night, tmp_path):
-    eso = plan_reduction(tmp_path / "raw", tmp_path / "out", {}, frames=night)
+def test_errors_name_what_is_missing_and_the_setting(header_night, tmp_path):
+    eso = plan_reduction(tmp_path / "raw", tmp_path / "out", {}, frames=header_night)
     assert any("global.using_ESO_Calibration is true but the pool has no ESO master" in e for e in eso.errors)
-    no_flat = [f for f in night if not f.path.startswith("/raw/flat")]
+    no_flat = [f for f in header_night if not f.path.startswith("/raw/flat")]
     plan = plan_reduction(tmp_path / "raw", tmp_path / "out", OWN_CALIBRATIONS, frames=no_flat)
     assert any("no FLAT with matching INS.MODE and readout (required)" in e for e in plan.errors)
-    no_statics = [f for f in night if not f.pro_catg]
+    no_statics = [f for f in header_night if not f.pro_catg]
     plan = plan_reduction(tmp_path / "raw", tmp_path / "out", OWN_CALIBRATIONS, frames=no_statics)
     assert any("static calibration LINE_CATALOG not found" in e for e in plan.errors)
 
 
-def test_dark_and_mode_specific_statics(night, tmp_path):
-    night += calib_template("dark", "DARK", NOON + 0.1)
-    night += [raw("static_geometry_table_nfm", "", "", 57000.0, nexp=1, pro="GEOMETRY_TABLE"),
+def test_dark_and_mode_specific_statics(header_night, tmp_path):
+    header_night += calib_template("dark", "DARK", NOON + 0.1)
+    header_night += [raw("static_geometry_table_nfm", "", "", 57000.0, nexp=1, pro="GEOMETRY_TABLE"),
               raw("nfm_sci", "SCIENCE", "OBJECT", NOON + 0.6, ob="NFM", obs_id=7, mode="NFM-AO-N")]
-    night += [raw(f"flat_nfm{i}", "CALIB", "FLAT,LAMP", NOON + 0.3 + i * 1e-3, tpl="flat_nfm", mode="NFM-AO-N")
+    header_night += [raw(f"flat_nfm{i}", "CALIB", "FLAT,LAMP", NOON + 0.3 + i * 1e-3, tpl="flat_nfm", mode="NFM-AO-N")
               for i in range(3)]
-    night += [raw(f"arc_nfm{i}", "CALIB", "WAVE", NOON + 0.31 + i * 1e-3, tpl="arc_nfm", mode="NFM-AO-N", nexp=9)
+    header_night += [raw(f"arc_nfm{i}", "CALIB", "WAVE", NOON + 0.31 + i * 1e-3, tpl="arc_nfm", mode="NFM-AO-N", nexp=9)
               for i in range(9)]
     config = {"global": {"using_ESO_Calibration": False}, "calibration": {"dark": True}}
-    plan = plan_reduction(tmp_path / "raw", tmp_path / "out", config, frames=night)
+    plan = plan_reduction(tmp_path / "raw", tmp_path / "out", config, frames=header_night)
     assert [s.name for s in plan.by_stage("dark")] == ["dark.dark.01", "dark.dark.02"]
     flat = plan.step("flat.flat.01")
     assert ("MASTER_DARK", "dark.dark.01") in {(i.tag, i.step) for i in flat.inputs}
@@ -134,10 +93,10 @@ def test_dark_and_mode_specific_statics(night, tmp_path):
     assert "MASTER_DARK" in {i.tag for i in wfm.inputs}
 
 
-def test_stage_inputs_resolve_from_outputs_and_block_what_depends_on_a_failure(night, tmp_path):
+def test_stage_inputs_resolve_from_outputs_and_block_what_depends_on_a_failure(header_night, tmp_path):
     from muse_operators.plan import stage_steps
 
-    plan = plan_reduction(tmp_path / "raw", tmp_path / "out", OWN_CALIBRATIONS, frames=night)
+    plan = plan_reduction(tmp_path / "raw", tmp_path / "out", OWN_CALIBRATIONS, frames=header_night)
     bias = {s.ifu: s for s in plan.by_stage("bias")}
     # IFU 1's bias finished, IFU 2's failed (no XCom); outputs arrive in any order
     outputs = [None, {"MASTER_BIAS": [f"{bias[1].output_dir}/MASTER_BIAS-01.fits"]}]
@@ -150,33 +109,34 @@ def test_stage_inputs_resolve_from_outputs_and_block_what_depends_on_a_failure(n
     assert len(runnable) == 2 and blocked == []
 
 
-def test_exposures_without_ifu_data_make_no_steps(night, tmp_path):
-    for frame in night:
+def test_exposures_without_ifu_data_make_no_steps(header_night, tmp_path):
+    for frame in header_night:
         if frame.path.endswith("sci4.fits"):
             frame.ifus = []
-    plan = plan_reduction(tmp_path / "raw", tmp_path / "out", OWN_CALIBRATIONS, frames=night)
+    plan = plan_reduction(tmp_path / "raw", tmp_path / "out", OWN_CALIBRATIONS, frames=header_night)
     assert "scipost.NGC1_b.100000-300000_0900_000_00" not in {s.name for s in plan.steps}
     assert any("no IFU with data in /raw/sci4.fits" in e for e in plan.errors)
 
 
-def test_autocalib_adds_the_frames_it_needs(night, tmp_path):
+def test_autocalib_adds_the_frames_it_needs(header_night, tmp_path):
     deep = {"global": {"using_ESO_Calibration": False}, "sci_post": {"autocalib": "deepfield"}}
-    plan = plan_reduction(tmp_path / "raw", tmp_path / "out", deep, frames=night)
+    plan = plan_reduction(tmp_path / "raw", tmp_path / "out", deep, frames=header_night)
     scipost = plan.step("scipost.NGC1_a.100000-300000_0600_000_00")
     assert scipost.parameters["autocalib"] == "deepfield"
     assert ("SKY_MASK", "create_sky.NGC1_a.100048-300000_0300_000_00") in {(i.tag, i.step) for i in scipost.inputs}
     user = {"global": {"using_ESO_Calibration": False}, "sci_post": {"autocalib": "user"}}
-    plan = plan_reduction(tmp_path / "raw", tmp_path / "out", user, frames=night)
+    plan = plan_reduction(tmp_path / "raw", tmp_path / "out", user, frames=header_night)
     assert any("static calibration AUTOCAL_FACTORS not found" in e for e in plan.errors)
-    none = plan_reduction(tmp_path / "raw", tmp_path / "out", OWN_CALIBRATIONS, frames=night)
+    none = plan_reduction(tmp_path / "raw", tmp_path / "out", OWN_CALIBRATIONS, frames=header_night)
     assert "SKY_MASK" not in {i.tag for i in none.step("scipost.NGC1_a.100000-300000_0600_000_00").inputs}
 
 
-def test_modified_sky_adds_zero_refit_and_molecular_steps(night, tmp_path):
+def test_modified_sky_adds_zero_refit_and_molecular_steps(header_night, tmp_path):
     config = {"global": {"using_ESO_Calibration": False}, "sky": {"modified": True}}
-    plan = plan_reduction(tmp_path / "raw", tmp_path / "out", config, frames=night)
+    plan = plan_reduction(tmp_path / "raw", tmp_path / "out", config, frames=header_night)
     label = "NGC1_a.100048-300000_0300_000_00"
-    zero, refit, lines = plan.step(f"sky_zero.{label}"), plan.step(f"sky_refit.{label}"), plan.step(f"sky_lines.{label}")
+    zero, refit = plan.step(f"sky_zero.{label}"), plan.step(f"sky_refit.{label}")
+    lines = plan.step(f"sky_lines.{label}")
     assert zero.recipe == "python:zero_sky_continuum" and zero.depends_on == [f"create_sky.{label}"]
     assert refit.recipe == "muse_create_sky" and ("SKY_CONTINUUM", zero.name) in {(i.tag, i.step) for i in refit.inputs}
     assert lines.recipe == "python:keep_molecular_sky_lines" and lines.depends_on == [refit.name]

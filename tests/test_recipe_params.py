@@ -5,20 +5,18 @@ below checks it still equals the image, so these fast tests validate against the
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from muse_operators.errors import RecipeParameterError
 from muse_operators.esorex_image import recipe_catalog
 from muse_operators.recipe_params import RecipeCatalog, format_value, parse_esorex_kwargs
 
-SNAPSHOT = Path(__file__).resolve().parents[1] / "config" / "recipe_params" / "muse-2.8.7-debian.json"
+from .conftest import RECIPE_PARAMS_SNAPSHOT
 
 
 @pytest.fixture(scope="module")
 def catalog() -> RecipeCatalog:
-    return RecipeCatalog.from_snapshot(SNAPSHOT)
+    return RecipeCatalog.from_snapshot(RECIPE_PARAMS_SNAPSHOT)
 
 
 def test_snapshot_lists_every_recipe_musereduce_runs(catalog):
@@ -87,5 +85,5 @@ def test_esorex_kwargs_strings_are_split_without_a_shell():
 def test_snapshot_matches_the_image(esorex_image):
     """The committed snapshot is what esorex in the image reports; rebuild both together."""
     from_image = recipe_catalog(esorex_image).to_snapshot()
-    assert from_image == RecipeCatalog.from_snapshot(SNAPSHOT).to_snapshot(), (
-        "config/recipe_params snapshot is stale: muse-airflow recipe-params --snapshot " + str(SNAPSHOT))
+    assert from_image == RecipeCatalog.from_snapshot(RECIPE_PARAMS_SNAPSHOT).to_snapshot(), (
+        "config/recipe_params snapshot is stale: muse-airflow recipe-params --snapshot " + str(RECIPE_PARAMS_SNAPSHOT))

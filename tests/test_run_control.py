@@ -19,7 +19,7 @@ from muse_operators.run_dir import RunDirectoryError, run_directory, run_id
 from muse_operators.sof import read_sof
 from muse_operators.step_record import fingerprint, read_record, recorded, reusable, write_record
 
-from .test_planner import OWN_CALIBRATIONS, night  # noqa: F401  (night is a fixture)
+from .header_pool import OWN_CALIBRATIONS
 
 
 def _plan(frames, tmp_path, **sections) -> ReductionPlan:
@@ -31,15 +31,15 @@ def _plan(frames, tmp_path, **sections) -> ReductionPlan:
 
 # --- which OBs, how IFUs fan out ------------------------------------------------------------------
 
-def test_ob_list_alone_restricts_the_obs_reduced(night, tmp_path):  # noqa: F811
-    plan = _plan(night, tmp_path, **{"global": {**OWN_CALIBRATIONS["global"], "OB_list": ["NGC1_b"]}})
+def test_ob_list_alone_restricts_the_obs_reduced(header_night, tmp_path):
+    plan = _plan(header_night, tmp_path, **{"global": {**OWN_CALIBRATIONS["global"], "OB_list": ["NGC1_b"]}})
     assert {s.name.split(".")[1] for s in plan.by_stage("scipost")} == {"NGC1_b"}
     assert any("NGC1_a not in global.OB_list" in line for line in plan.report)
 
 
-def test_merged_ifu_tasks_fold_each_per_ifu_group_into_one_call(night, tmp_path):  # noqa: F811
-    per_ifu = _plan(night, tmp_path)
-    merged = _plan(night, tmp_path, **{"global": {**OWN_CALIBRATIONS["global"], "ifu_tasks": "merged"}})
+def test_merged_ifu_tasks_fold_each_per_ifu_group_into_one_call(header_night, tmp_path):
+    per_ifu = _plan(header_night, tmp_path)
+    merged = _plan(header_night, tmp_path, **{"global": {**OWN_CALIBRATIONS["global"], "ifu_tasks": "merged"}})
     assert len(per_ifu.by_stage("bias")) == 2 and [s.name for s in merged.by_stage("bias")] == ["bias.bias"]
     bias = merged.step("bias.bias")
     assert bias.parameters["nifu"] == -1 and bias.parameters["merge"] is True and bias.ifu is None
@@ -58,8 +58,8 @@ def test_merged_ifu_tasks_fold_each_per_ifu_group_into_one_call(night, tmp_path)
 
 # --- the execute / create_sof / n_CPU switches ----------------------------------------------------
 
-def test_switched_off_stages_stay_planned_and_are_not_counted_as_failures(night, tmp_path):  # noqa: F811
-    plan = _plan(night, tmp_path, calibration={"execute": False}, sci_post={"execute": False},
+def test_switched_off_stages_stay_planned_and_are_not_counted_as_failures(header_night, tmp_path):
+    plan = _plan(header_night, tmp_path, calibration={"execute": False}, sci_post={"execute": False},
                  sci_basic={"execute_std": False}, exp_align={"execute": False},
                  **{"global": {**OWN_CALIBRATIONS["global"], "n_CPU": 3}})
     assert plan.by_stage("bias") and not any(s.execute for s in plan.by_stage("bias"))
@@ -77,8 +77,8 @@ def test_switched_off_stages_stay_planned_and_are_not_counted_as_failures(night,
     assert "bias.bias.01" not in unfinished and any(name.startswith("create_sky.") for name in unfinished)
 
 
-def test_create_sof_false_marks_only_its_sections_steps(night, tmp_path):  # noqa: F811
-    plan = _plan(night, tmp_path, sci_basic={"create_sof": False})
+def test_create_sof_false_marks_only_its_sections_steps(header_night, tmp_path):
+    plan = _plan(header_night, tmp_path, sci_basic={"create_sof": False})
     assert {s.create_sof for s in plan.by_stage("scibasic")} == {False}
     assert {s.create_sof for s in plan.by_stage("bias")} == {True}
 
@@ -147,8 +147,8 @@ def test_a_finished_step_is_reused_only_while_inputs_parameters_image_and_produc
 
 # --- the clean-up --------------------------------------------------------------------------------
 
-def test_cleanup_removes_only_intermediates_inside_the_run_directory(night, tmp_path):  # noqa: F811
-    plan = _plan(night, tmp_path, cleanup={"execute": True, "include_calibrations": True})
+def test_cleanup_removes_only_intermediates_inside_the_run_directory(header_night, tmp_path):
+    plan = _plan(header_night, tmp_path, cleanup={"execute": True, "include_calibrations": True})
     outputs = []
     for step in plan.steps:
         catg = {"scibasic": "PIXTABLE_OBJECT", "scipost": "PIXTABLE_REDUCED"}.get(step.stage, step.expected_products[0])
@@ -166,5 +166,5 @@ def test_cleanup_removes_only_intermediates_inside_the_run_directory(night, tmp_
     assert list(root.glob("reduced/*/*/scipost/DATACUBE_FINAL.fits"))
     assert not list(root.glob("reduced/NGC1_*/*/scibasic/*/*.fits"))
     assert list(root.glob("reduced/std/*/scibasic/*/*.fits")), "the standard star is kept without include_std"
-    plain = _plan(night, tmp_path)
+    plain = _plan(header_night, tmp_path)
     assert cleanup_targets(plain, outputs, load_config(plain.config)) == []

@@ -216,7 +216,7 @@ def _resolvable(stars: list[PointSource], radius_arcsec: float = 2.5) -> list[Po
     coords = SkyCoord([s.ra for s in stars], [s.dec for s in stars], unit="deg")
     return [s for i, s in enumerate(stars) if not any(
         o.flux_6000 > s.flux_6000 and sep < radius_arcsec
-        for o, sep in zip(stars, coords[i].separation(coords).arcsec))]
+        for o, sep in zip(stars, coords[i].separation(coords).arcsec, strict=True))]
 
 
 def _worst_star_offset(cube: measure.Cube, manifest: dict, minimum: int = 8) -> float:
@@ -243,7 +243,8 @@ def test_rerunning_an_unchanged_reduction_repeats_nothing(own_again, own):
     assert own_again["result"].returncode == 0, own_again["result"].stdout[-8000:]
     assert own_again["stamps_before"] and own_again["stamps_after"] == own_again["stamps_before"]
     log = own_again["result"].stdout
-    assert log.count("reusing its products") >= len([s for s in own["plan"]["steps"] if not s["recipe"].startswith("python:")])
+    recipe_steps = [s for s in own["plan"]["steps"] if not s["recipe"].startswith("python:")]
+    assert log.count("reusing its products") >= len(recipe_steps)
     print(f"re-run of an unchanged reduction: {own_again['seconds']:.0f} s (first run {own['seconds']:.0f} s)")
 
 

@@ -33,7 +33,8 @@ def test_raw_frames_have_muse_archive_names_layout_and_dead_ifus(bias_dir):
         assert hdul["CHAN02"].header["HIERARCH ESO DET CHIP LIVE"] is False and hdul["CHAN02"].data is None
         primary = hdul[0].header
         assert primary["ARCFILE"] == paths[0].name
-        assert (primary["HIERARCH ESO DPR CATG"], primary["HIERARCH ESO DPR TYPE"], primary["HIERARCH ESO DPR TECH"]) == (
+        dpr = (primary["HIERARCH ESO DPR CATG"], primary["HIERARCH ESO DPR TYPE"], primary["HIERARCH ESO DPR TECH"])
+        assert dpr == (
             "CALIB", "BIAS", "IFU")
         assert primary["HIERARCH ESO TPL NEXP"] == 3
         assert hdul["CHAN03"].header["HIERARCH ESO DET OUT3 X"] == 4096

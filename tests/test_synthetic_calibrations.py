@@ -7,6 +7,7 @@ DPR, TPL keywords), plus determinism per seed.
 """
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -139,7 +140,7 @@ def test_line_catalog_has_the_format_muse_wavecal_requires(tmp_path):
     assert len(waves) == len(lamps.ARC_LINES) >= 60
     quality = list(table["quality"])
     assert set(quality) <= {3, 5} and quality.count(5) >= 10
-    for ion, flux, line in zip(table["ion"], table["flux"], lamps.ARC_LINES):
+    for ion, flux, line in zip(table["ion"], table["flux"], lamps.ARC_LINES, strict=True):
         assert LAMP_OF_ION[ion[:2]] == line.lamp
         assert flux == pytest.approx(line.flux, rel=1e-6)  # the scale of what the arcs show
     reference = [line for line in lamps.ARC_LINES if line.quality == 5]
@@ -168,7 +169,7 @@ def test_templates_have_the_keywords_eso_groups_them_by():
         assert [spec.tpl_expno for spec in specs] == list(range(1, count + 1))
         assert all(spec.tpl_nexp == count and spec.exptime > 0 for spec in specs)
         assert len({spec.archive_name for spec in specs}) == count
-        assert all(a.mjd_obs + a.exptime / 86400 < b.mjd_obs for a, b in zip(specs, specs[1:]))
+        assert all(a.mjd_obs + a.exptime / 86400 < b.mjd_obs for a, b in itertools.pairwise(specs))
 
 
 @pytest.mark.parametrize(("kind", "dpr_type"), [("flat", "FLAT,LAMP"), ("arc", "WAVE"), ("skyflat", "FLAT,SKY")])
@@ -253,7 +254,7 @@ def test_geometry_table_has_48_rows_per_ifu_in_the_field_layout(tmp_path):
         rows = table[table["SubField"] == ifu]
         assert list(rows["SliceCCD"]) == list(range(1, 49))
         assert list(rows["SliceSky"]) == list(SLICE_SKY) and sorted(rows["SliceSky"]) == list(range(1, 49))
-        assert len(set(zip(rows["x"], rows["y"]))) == 48  # every slice has its own place
+        assert len(set(zip(rows["x"], rows["y"], strict=True))) == 48  # every slice has its own place
         assert len(set(rows["y"])) == 12 and len(set(rows["x"])) == 4  # 12 slices per stack, 4 stacks
     assert table[table["SubField"] == 1]["y"].min() > table[table["SubField"] == 2]["y"].max()
 

@@ -91,7 +91,7 @@ def _data_bytes(cards: dict[bytes, bytes]) -> int:
 
 def live_ifus(path: str) -> list[int]:
     """IFUs of the CHANnn extensions holding a 2-D image (plain or tile-compressed), CHIP LIVE not F."""
-    ifus = []
+    ifus: list[int] = []
     with open(path, "rb") as stream:
         offset = 0
         while True:

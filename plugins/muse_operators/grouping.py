@@ -44,6 +44,13 @@ class GroupingError(MuseAirflowError, ValueError):
     """Science frames or a grouping setting that cannot be turned into well-defined OBs and exposures."""
 
 
+def _checked(value: float | None) -> float:
+    """A header value of a science frame: :func:`_science` refused every frame without it (see _REQUIRED)."""
+    if value is None:
+        raise GroupingError("a science frame lost a required header value after it was checked (a bug)")
+    return value
+
+
 @dataclass(frozen=True)
 class Exposure:
     """One OBJECT or SKY frame: identifier, pointing within its own OB (None for SKY), why it is so named."""
@@ -62,7 +69,7 @@ class Exposure:
 
     @property
     def exptime_s(self) -> int:
-        return int(self.frame.exptime)
+        return int(_checked(self.frame.exptime))
 
 
 @dataclass(frozen=True)
@@ -100,7 +107,7 @@ class ObservingBlock:
 
     @property
     def first_mjd(self) -> float:
-        return float(self.exposures[0].frame.mjd_obs)
+        return float(_checked(self.exposures[0].frame.mjd_obs))
 
     def describe(self) -> list[str]:
         lines = [f"OB {self.name} ({self.key}, OBS NAME {self.obs_name!r}): {self.name_reason}"]
@@ -133,7 +140,7 @@ class Selection:
 
 def _time_key(frame: RawFrame) -> tuple[float, str, str]:
     """Time order, with ties broken by the header's ARCFILE before the (renameable) local path."""
-    return (float(frame.mjd_obs), frame.arcfile or "", frame.path)
+    return (float(_checked(frame.mjd_obs)), frame.arcfile or "", frame.path)
 
 
 def _science(frames: Iterable[RawFrame]) -> list[tuple[RawFrame, str]]:
@@ -190,7 +197,8 @@ def _cluster(exposures: Sequence[Exposure], radius_arcsec: float | None) -> list
         raise GroupingError(f"pointing radius must be > 0 arcsec or None (MUSEreduce grouping), not {radius_arcsec!r}")
     if not exposures:
         return []
-    ra, dec = np.radians([e.frame.ra for e in exposures]), np.radians([e.frame.dec for e in exposures])
+    ra = np.radians([_checked(e.frame.ra) for e in exposures])
+    dec = np.radians([_checked(e.frame.dec) for e in exposures])
     own = [e.name.rsplit("_", 2)[0] for e in exposures]  # RADEC_EEEE of RADEC_EEEE_RRR_NN
     groups: list[tuple[str, int, list[tuple[Exposure, str]]]] = []  # name, index of first exposure, members
     for i, e in enumerate(exposures):
@@ -201,7 +209,8 @@ def _cluster(exposures: Sequence[Exposure], radius_arcsec: float | None) -> list
                      and exposures[g[1]].exptime_s == e.exptime_s]
             anchors = [g[1] for g in cands]
             seps = np.degrees(angular_separation(ra[i], dec[i], ra[anchors], dec[anchors])) * 3600.0
-            near = sorted(((float(s), g) for s, g in zip(seps, cands) if s <= radius_arcsec), key=lambda t: t[0])
+            near = sorted(((float(s), g) for s, g in zip(seps, cands, strict=True) if s <= radius_arcsec),
+                          key=lambda t: t[0])
         if near:
             sep, (_, first, members) = near[0]
             members.append((e, "same RADEC_EXPTIME (MUSEreduce grouping)" if radius_arcsec is None else
@@ -219,10 +228,11 @@ def _cluster(exposures: Sequence[Exposure], radius_arcsec: float | None) -> list
 def _name_exposures(pairs: list[tuple[RawFrame, str]], ob: str, radec_of: dict[str, str]) -> list[Exposure]:
     """Exposures of one OB (pairs in time order), counted per RADEC_EEEE_RRR; ``radec_of``: path -> RADEC."""
     radecs = [radec_of[f.path] for f, _ in pairs]
-    prefixes = [exposure_name(r, f.exptime, f.posang, 0)[:-3] for r, (f, _) in zip(radecs, pairs)]
-    totals, seen = Counter(prefixes), Counter()
+    prefixes = [exposure_name(r, _checked(f.exptime), _checked(f.posang), 0)[:-3]
+                for r, (f, _) in zip(radecs, pairs, strict=True)]
+    totals, seen = Counter(prefixes), Counter[str]()
     result = []
-    for (f, tag), radec, prefix in zip(pairs, radecs, prefixes):
+    for (f, tag), radec, prefix in zip(pairs, radecs, prefixes, strict=True):
         n = seen[prefix]
         seen[prefix] += 1
         eeee, rrr = prefix[len(radec) + 1:].split("_", 1)
@@ -239,7 +249,8 @@ def group_science(frames: Iterable[RawFrame], radius_arcsec: float | None = 60.0
         by_key[_ob_key(frame)].append((frame, tag))
     names = _ob_names({key: pairs[0][0] for key, pairs in by_key.items()})
     every = [f for pairs in by_key.values() for f, _ in pairs]
-    radec_of = dict(zip((f.path for f in every), radec_strings([f.ra for f in every], [f.dec for f in every])))
+    radecs = radec_strings([_checked(f.ra) for f in every], [_checked(f.dec) for f in every])
+    radec_of = dict(zip((f.path for f in every), radecs, strict=True))
     blocks = []
     for key, pairs in by_key.items():
         name, why = names[key]

@@ -30,7 +30,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, UTC
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +50,12 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.~:+-]")  # Airflow's run-ID alphabet
 
 def night_of(moment: datetime) -> str:
     """The name (``YYYY-MM-DD``) of the observing night that ``moment`` falls in."""
-    utc = moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    utc = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
     return (utc - timedelta(hours=NIGHT_START_HOUR_UTC)).date().isoformat()
 
 
 def night_of_mjd(mjd: float) -> str:
-    return night_of(Time(mjd, format="mjd", scale="utc").to_datetime(timezone=timezone.utc))
+    return night_of(Time(mjd, format="mjd", scale="utc").to_datetime(timezone=UTC))
 
 
 def night_start_mjd(night: str) -> float:
@@ -80,7 +80,8 @@ class ObDecision:
 
     def line(self) -> str:
         why = "; ".join(self.reasons)
-        return f"{self.ob} (night {self.night}, {self.prog_id}, {self.target}): {self.status}" + (f": {why}" if why else "")
+        head = f"{self.ob} (night {self.night}, {self.prog_id}, {self.target}): {self.status}"
+        return head + (f": {why}" if why else "")
 
 
 def template_gaps(ob: ObservingBlock, frames: Iterable[RawFrame]) -> list[str]:
@@ -152,7 +153,8 @@ def survey_night(request: NightRequest, frames: Sequence[RawFrame], code_ids: Se
                               target=first.targ_name, exposures=len(ob.exposures))
         decisions.append(decision)
         if request.programme and not _matches(request.programme, first.prog_id):
-            decision.status, decision.reasons = "not-selected", [f"programme {first.prog_id} is not {request.programme}"]
+            decision.status = "not-selected"
+            decision.reasons = [f"programme {first.prog_id} is not {request.programme}"]
             continue
         if request.target and not _matches(request.target, first.targ_name, first.obs_name, ob.name):
             decision.status, decision.reasons = "not-selected", [f"target {first.targ_name} is not {request.target}"]
@@ -181,7 +183,7 @@ def write_report(output_dir: str | Path, night: str, decisions: Sequence[ObDecis
     directory = Path(output_dir) / "nightly"
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{night}.json"
-    written = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    written = datetime.now(UTC).isoformat(timespec="seconds")
     write_text_atomically(path, json.dumps({"night": night, "written": written,
                                             "obs": [asdict(d) for d in decisions]}, indent=1, default=str))
     return path

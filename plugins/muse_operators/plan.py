@@ -121,7 +121,7 @@ class ReductionPlan:
         return json.dumps(data, indent=2)
 
     @classmethod
-    def from_json(cls, text: str) -> "ReductionPlan":
+    def from_json(cls, text: str) -> ReductionPlan:
         data = json.loads(text)
         steps = [Step(**{**s, "inputs": [SofInput(**i) for i in s["inputs"]]}) for s in data.pop("steps")]
         plan = cls(**data, steps=steps)
@@ -175,7 +175,8 @@ class ReductionPlan:
         return lines
 
 
-def products_by_step(plan: ReductionPlan, outputs: Iterable[Mapping[str, list[str]] | None]) -> dict[str, dict[str, list[str]]]:
+def products_by_step(plan: ReductionPlan,
+                     outputs: Iterable[Mapping[str, list[str]] | None]) -> dict[str, dict[str, list[str]]]:
     """Attribute task outputs (``{PRO.CATG: [paths]}`` XComs, any order, failed ones missing or None) to steps.
 
     A product lives in its step's output directory, which is unique per step, so outputs are matched by

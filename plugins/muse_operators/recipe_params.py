@@ -35,7 +35,7 @@ class RecipeParameter:
     choices: tuple[ParamValue, ...] = ()
 
     @classmethod
-    def from_esorex_json(cls, entry: Mapping[str, Any]) -> "RecipeParameter":
+    def from_esorex_json(cls, entry: Mapping[str, Any]) -> RecipeParameter:
         """Build from one element of esorex's ``--create-config=X.json`` output."""
         return cls(
             recipe=str(entry["recipe"]),
@@ -130,7 +130,7 @@ class RecipeCatalog:
     @classmethod
     def from_entries(
         cls, entries: Iterable[Mapping[str, Any]], source: str = "", recipe_names: Iterable[str] = ()
-    ) -> "RecipeCatalog":
+    ) -> RecipeCatalog:
         """Build from esorex JSON entries; ``recipe_names`` adds recipes that have no parameters."""
         catalog = cls(source=source, recipes={name: {} for name in recipe_names})
         for entry in entries:
@@ -139,7 +139,7 @@ class RecipeCatalog:
         return catalog
 
     @classmethod
-    def from_directory(cls, directory: Path) -> "RecipeCatalog":
+    def from_directory(cls, directory: Path) -> RecipeCatalog:
         """Read ``<recipe>.json`` files as written by ``dump-recipe-params.sh``."""
         entries: list[Mapping[str, Any]] = []
         files = sorted(Path(directory).glob("muse_*.json"))
@@ -150,7 +150,7 @@ class RecipeCatalog:
         return cls.from_entries(entries, source=str(directory), recipe_names=[p.stem for p in files])
 
     @classmethod
-    def from_snapshot(cls, path: Path) -> "RecipeCatalog":
+    def from_snapshot(cls, path: Path) -> RecipeCatalog:
         """Read a combined snapshot written by :meth:`to_snapshot` (``config/recipe_params/*.json``)."""
         data = json.loads(Path(path).read_text())
         return cls.from_entries(data["parameters"], source=str(path), recipe_names=data.get("recipes", ()))

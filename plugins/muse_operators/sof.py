@@ -24,7 +24,7 @@ class SofEntry:
     tag: str
 
     @classmethod
-    def coerce(cls, item: "SofEntry | Mapping[str, Any] | Sequence[str]") -> "SofEntry":
+    def coerce(cls, item: SofEntry | Mapping[str, Any] | Sequence[str]) -> SofEntry:
         """Accept a SofEntry, a ``{"path": ..., "tag": ...}`` mapping or a ``(path, tag)`` pair.
 
         XComs and Airflow Params carry plain JSON, so operators receive the latter two forms.

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..classify import classify
@@ -173,13 +173,14 @@ def _time_sorted(candidates: Sequence[CalibrationSet]) -> TimeSorted:
     return candidates if isinstance(candidates, TimeSorted) else TimeSorted(candidates)
 
 
-def _nearest_first(candidates: TimeSorted, mjd: float, limit: float | None) -> Iterable[CalibrationSet]:
+def _nearest_first(candidates: TimeSorted, mjd: float, limit: float | None) -> Iterator[CalibrationSet]:
     """Candidates within ±``limit`` days of ``mjd`` (all if None), nearest first: a two-pointer walk out
     from the bisection point, so choosing among thousands of templates stops at the first usable one."""
     right = bisect.bisect_left(candidates.times, mjd)
     left = right - 1
     while left >= 0 or right < len(candidates):
-        take_left = right >= len(candidates) or (left >= 0 and mjd - candidates.times[left] <= candidates.times[right] - mjd)
+        take_left = right >= len(candidates) or (
+            left >= 0 and mjd - candidates.times[left] <= candidates.times[right] - mjd)
         index = left if take_left else right
         if limit is not None and abs(candidates.times[index] - mjd) > limit:
             if take_left:
@@ -251,8 +252,9 @@ def choose_illum(exposure: RawFrame, candidates: Sequence[CalibrationSet], illum
                       "is then not corrected for temperature changes)")
     near = [c for c in in_window if abs(c.mjd - mjd) * 24.0 <= illum_hours]
     temp = exposure.ins_temp7
-    if near and temp is not None and all(c.frames[0].ins_temp7 is not None for c in near):
-        best = min(near, key=lambda c: (abs(c.frames[0].ins_temp7 - temp), abs(c.mjd - mjd)))
+    temps = [c.frames[0].ins_temp7 for c in near]
+    if near and temp is not None and all(t is not None for t in temps):
+        best = min(near, key=lambda c: (abs((c.frames[0].ins_temp7 or 0.0) - temp), abs(c.mjd - mjd)))
         return Choice("ILLUM", GOOD,
                       f"{best.key}: within {illum_hours:g} h, closest INS.TEMP7 ({best.frames[0].ins_temp7:.2f} vs "
                       f"{temp:.2f} C) of {len(near)}", best)

@@ -74,14 +74,14 @@ class Association:
     mode: str | None  # root only: "Raw2Raw" or "Raw2Master"
     files: tuple[FileRef, ...]
     messages: tuple[str, ...]
-    children: tuple["Association", ...]
+    children: tuple[Association, ...]
     source: str | None = None  # the XML file, set on the root
 
     @property
     def main_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.files)
 
-    def walk(self) -> Iterator[tuple[tuple[int, ...], tuple["Association", ...]]]:
+    def walk(self) -> Iterator[tuple[tuple[int, ...], tuple[Association, ...]]]:
         """Depth-first, document order: (child-index path, chain of associations from the root down)."""
         stack: list[tuple[tuple[int, ...], tuple[Association, ...]]] = [((), (self,))]
         while stack:

@@ -41,10 +41,12 @@ def consistency_problems(config: Mapping[str, Any], bad_paths: set[str]) -> tupl
         problems.append("global.dither_multiple_OBs = true but global.OB_list is empty; list the OBs "
                         "(by OBS NAME) whose exposures are combined into one pointing")
 
-    if _ok(bad_paths, "sky.modified", "sky.method") and config["sky"]["modified"] and config["sky"]["method"] != "subtract-model":
+    if (_ok(bad_paths, "sky.modified", "sky.method") and config["sky"]["modified"]
+            and config["sky"]["method"] != "subtract-model"):
         warnings.append(
             f"sky.modified = true with sky.method = \"{config['sky']['method']}\": the modified sky is only "
-            "subtracted as measured with \"subtract-model\"; other methods re-fit the sky lines and may give wrong results"
+            "subtracted as measured with \"subtract-model\"; other methods re-fit the sky lines and may give "
+            "wrong results"
         )
 
     if _ok(bad_paths, "global.using_ESO_Calibration") and g["using_ESO_Calibration"]:

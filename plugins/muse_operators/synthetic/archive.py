@@ -29,7 +29,8 @@ from ..associate.xml import archive_name
 from ..products import categorise
 
 # For each calibration kind: what the archive nests under it (what its own reduction needs).
-RAW_NEEDS = {"BIAS": (), "FLAT": ("BIAS",), "ILLUM": ("BIAS",), "ARC": ("BIAS", "FLAT"), "SKYFLAT": ("BIAS", "FLAT", "ARC"),
+RAW_NEEDS = {"BIAS": (), "FLAT": ("BIAS",), "ILLUM": ("BIAS",), "ARC": ("BIAS", "FLAT"),
+             "SKYFLAT": ("BIAS", "FLAT", "ARC"),
              "DARK": ("BIAS",), "STD": ("BIAS", "FLAT", "ARC", "SKYFLAT")}
 MERGED_CATEGORIES = ("MASTER_BIAS", "MASTER_DARK", "MASTER_FLAT", "TRACE_TABLE", "WAVECAL_TABLE", "LSF_PROFILE")
 SINGLE_CATEGORIES = ("TWILIGHT_CUBE", "STD_RESPONSE", "STD_TELLURIC")

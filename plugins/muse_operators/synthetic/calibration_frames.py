@@ -80,7 +80,8 @@ def flat_specs(count: int = 3, mjd_start: float = 60300.52, ins_mode: str = "WFM
                      [lamp_keywords(CONTINUUM_LAMPS)] * count, "MUSE_wfm_cal_specflat", ins_mode=ins_mode)
 
 
-def arc_specs(per_lamp: int = 3, mjd_start: float = 60300.54, ins_mode: str = "WFM-NOAO-N") -> list[tuple[str, FrameSpec]]:
+def arc_specs(per_lamp: int = 3, mjd_start: float = 60300.54,
+              ins_mode: str = "WFM-NOAO-N") -> list[tuple[str, FrameSpec]]:
     """(lamp, header) of an arc template: ``per_lamp`` exposures of HgCd, then Ne, then Xe, one lamp each.
 
     ESO's rules want at least 9 arcs in a template (``muse_wkf.oca``, minRet = 9), hence 3 per lamp.
@@ -88,7 +89,7 @@ def arc_specs(per_lamp: int = 3, mjd_start: float = 60300.54, ins_mode: str = "W
     lamps = [lamp for lamp in ARC_LAMPS for _ in range(per_lamp)]
     specs = _template("WAVE", len(lamps), mjd_start, [ARC_EXPTIME] * len(lamps),
                       [lamp_keywords([ARC_LAMPS[lamp]]) for lamp in lamps], "MUSE_wfm_cal_arc", ins_mode=ins_mode)
-    return list(zip(lamps, specs))
+    return list(zip(lamps, specs, strict=True))
 
 
 def skyflat_specs(count: int = 3, mjd_start: float = 60300.99, ins_mode: str = "WFM-NOAO-N") -> list[FrameSpec]:
@@ -128,8 +129,8 @@ def write_flat_set(outdir: Path, ifus: Sequence[int], count: int = 3, seed: int 
     None for no pattern).
     """
     spectrum = flat_lamp_spectrum(_ROWS)
-    return _write_frames(outdir, ifus, [(spec, spectrum) for spec in flat_specs(count, mjd_start, ins_mode, dpr_type)], seed, model,
-                         bias_seed)
+    return _write_frames(outdir, ifus, [(spec, spectrum) for spec in flat_specs(count, mjd_start, ins_mode, dpr_type)],
+                         seed, model, bias_seed)
 
 
 def write_arc_set(outdir: Path, ifus: Sequence[int], per_lamp: int = 3, seed: int = 3, mjd_start: float = 60300.54,
@@ -149,8 +150,8 @@ def write_skyflat_set(outdir: Path, ifus: Sequence[int], count: int = 3, seed: i
     muse_twilight needs IFU 1 among ``ifus`` (it takes IFU 1 as its reference; REPORT.md verdict 2).
     """
     spectrum = twilight_spectrum(_ROWS)
-    return _write_frames(outdir, ifus, [(spec, spectrum) for spec in skyflat_specs(count, mjd_start, ins_mode)], seed, model,
-                         bias_seed)
+    return _write_frames(outdir, ifus, [(spec, spectrum) for spec in skyflat_specs(count, mjd_start, ins_mode)],
+                         seed, model, bias_seed)
 
 
 def write_dark_set(outdir: Path, ifus: Sequence[int], count: int = 3, seed: int = 5, mjd_start: float = 60300.58,

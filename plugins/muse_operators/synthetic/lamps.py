@@ -83,7 +83,8 @@ def _build_lines() -> tuple[ArcLine, ...]:
     raw = []
     for lamp in sorted(_LINES):
         fluxes = 10.0 ** rng.uniform(*_FLUX_RANGE, len(_LINES[lamp]))
-        raw += [(wavelength, ion, lamp, round(float(flux), 1)) for (wavelength, ion), flux in zip(_LINES[lamp], fluxes)]
+        raw += [(wavelength, ion, lamp, round(float(flux), 1))
+                for (wavelength, ion), flux in zip(_LINES[lamp], fluxes, strict=True)]
     raw.sort()
     waves = np.array([r[0] for r in raw])
     lines = []

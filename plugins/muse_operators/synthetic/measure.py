@@ -28,7 +28,7 @@ class Cube:
     spaxel_arcsec: float
 
     @classmethod
-    def load(cls, path: Path) -> "Cube":
+    def load(cls, path: Path) -> Cube:
         with fits.open(path) as hdul:
             hdu = hdul["DATA"]
             data = hdu.data.astype(np.float64)

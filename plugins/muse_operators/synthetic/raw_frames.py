@@ -19,7 +19,8 @@ from .headers import FrameSpec, extension_header, primary_header
 ALL_IFUS = tuple(range(1, 25))
 
 
-def write_raw(path: Path, spec: FrameSpec, chips: Mapping[int, np.ndarray], model: ReadoutModel = ReadoutModel()) -> Path:
+def write_raw(path: Path, spec: FrameSpec, chips: Mapping[int, np.ndarray],
+              model: ReadoutModel = ReadoutModel()) -> Path:
     """Write one raw frame; ``chips`` maps IFU number → uint16 raw image."""
     hdus: list[fits.hdu.base.ExtensionHDU | fits.PrimaryHDU] = [fits.PrimaryHDU(header=primary_header(spec))]
     for ifu in ALL_IFUS:

@@ -158,7 +158,7 @@ def science_scene(name: str, ra: float, dec: float, with_nebula: bool = True) ->
     """A science field: 12 stars and (by default) a nebula 3" east of the centre filling the field."""
     stars = [PointSource(f"{name}-S{i + 1:02d}", *offset_position(ra, dec, east, north), flux_6000=flux,
                          slope=(-1.0, 0.0, 0.5)[i % 3])
-             for i, ((east, north), flux) in enumerate(zip(_STAR_OFFSETS, _STAR_FLUX))]
+             for i, ((east, north), flux) in enumerate(zip(_STAR_OFFSETS, _STAR_FLUX, strict=True))]
     nebula = None
     if with_nebula:
         peaks = {"Halpha": 3.0e-15, "[NII]6583": 1.0e-15, "[NII]6548": 0.33e-15, "[OI]6300": 3.0e-16,

@@ -52,7 +52,7 @@ class Pointing:
 
 def field_centre(ifus: Sequence[int]) -> tuple[float, float]:
     """Centre of the field extent covered by ``ifus``: the pipeline's reference pixel (GEOMETRY units)."""
-    xs, ys = zip(*(sky_position(ifu, k) for ifu in ifus for k in range(1, N_SLICES + 1)))
+    xs, ys = zip(*(sky_position(ifu, k) for ifu in ifus for k in range(1, N_SLICES + 1)), strict=True)
     half = GEOMETRY_WIDTH / 2.0
     return (min(xs) - half + max(xs) + half) / 2.0, (min(ys) + max(ys)) / 2.0
 
