@@ -14,6 +14,7 @@ from astropy.io import fits
 
 from muse_operators.header_index import RACY_NS, SCHEMA, HeaderIndex, parse_keywords, primary_header_bytes
 from muse_operators.headers import KEYWORDS, RawFrame, read_frame, scan
+from muse_operators.planner import plan_reduction
 from muse_operators.synthetic.headers import FrameSpec, extension_header, primary_header
 
 LONG_AGO = time.time() - 86400.0  # archive files are old; "just written" files are re-read (see RACY_NS)
@@ -142,6 +143,27 @@ def test_truncated_header_and_dangling_link_are_reported(raw, index):
     reasons = dict(index.scan(raw).unreadable)
     assert "no END card" in reasons[str(cut)]
     assert "FileNotFoundError" in reasons[str(raw / "MUSE.link.fits")]
+
+
+def test_text_where_a_number_belongs_is_reported_by_file_and_keyword(raw, index, tmp_path):
+    """EXPTIME 'abc', a logical MJD-OBS: both readers name the file and the keywords; the plan lists it, no traceback.
+
+    (Before, the values passed as text and the association rules crashed comparing str with float.)
+    """
+    bad = write_header_only(raw / "MUSE.bad.fits", "BIAS", **{"EXPTIME": "abc", "RA": True})
+    with fits.open(bad, mode="update") as hdul:
+        hdul[0].header["MJD-OBS"] = "notanumber"
+    age(bad)
+    for reader in (index.scan, scan):
+        result = reader(raw)
+        reasons = dict(result.unreadable)
+        assert list(reasons) == [str(bad)] and len(result.frames) == 4, reader
+        assert "MJD-OBS = 'notanumber'" in reasons[str(bad)] and "EXPTIME = 'abc'" in reasons[str(bad)]
+        assert "RA = True" in reasons[str(bad)] and "move the file out of the raw directory" in reasons[str(bad)]
+    plan = plan_reduction(raw, tmp_path / "out", {"global": {"using_ESO_Calibration": False}},
+                          index_path=tmp_path / "cache" / "plan.sqlite")
+    assert any(line.startswith(f"UNREADABLE {bad}: ") and "EXPTIME = 'abc'" in line for line in plan.describe())
+    assert str(bad) not in {i.path for step in plan.steps for i in step.inputs}
 
 
 def test_compressed_fz_and_gz_files_are_indexed(tmp_path, index):
@@ -305,7 +327,7 @@ def test_two_processes_scanning_at_once_agree(tmp_path):
     with multiprocessing.get_context("spawn").Pool(2) as pool:
         results = pool.map(_scan_in_process, [(db_path, str(raw_dir))] * 2)
     expected = scan(raw_dir).frames
-    for reads, frames, unreadable in results:
+    for _reads, frames, unreadable in results:
         assert frames == expected and unreadable == []
     reads, frames, _ = _scan_in_process((db_path, str(raw_dir)))
     assert reads == 0 and frames == expected

@@ -60,6 +60,13 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     night = write_night(Path(args.outdir), args.ifus, obs=args.obs, exposures=args.exposures, nights=args.nights,
                         seed=args.seed, ins_mode=args.mode, darks=args.darks, science=not args.calibrations_only,
                         illum=args.illum, extra_statics=args.extra_statics)
+    if args.associations and not args.calibrations_only:
+        import json
+
+        from .synthetic.archive import write_association_files
+
+        written = write_association_files(night.raw_dir, json.loads(night.manifest.read_text()), night.statics)
+        print(f"ESO association files (raw2raw, raw2master) {len(written)}")
     if args.fz:
         from .synthetic.fpack import fpack_night
 
@@ -168,8 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--darks", action="store_true", help="also a DARK template per night")
     data.add_argument("--calibrations-only", action="store_true", help="no OBJECT/SKY/STD frames")
     data.add_argument("--illum", action="store_true", help="also an attached lamp flat (FLAT,LAMP,ILLUM) per night")
-    data.add_argument("--extra-statics", action="store_true", help="also BADPIX_TABLE, ASTROMETRY_WCS and VIGNETTING_MASK")
+    data.add_argument("--extra-statics", action="store_true",
+                      help="also BADPIX_TABLE, ASTROMETRY_WCS and VIGNETTING_MASK")
     data.add_argument("--fz", action="store_true", help="fpack-compress the raw frames (MUSE.*.fits.fz, RICE_1)")
+    data.add_argument("--no-associations", dest="associations", action="store_false",
+                      help="no ESO association files (by default each OBJECT/SKY/STD frame gets its "
+                           "<frame>_raw2raw.xml and _raw2master.xml, as the archive delivers them)")
     data.set_defaults(func=cmd_demo_data)
 
     plan = sub.add_parser("plan", help="print the reduction plan for a raw directory")

@@ -26,6 +26,8 @@ from .sof import SofEntry, input_directories, render_for
 
 # The image's unprivileged user (images/esorex/Dockerfile, ESOREX_UID/GID).
 IMAGE_USER = (10001, 10001)
+# Where esorex keeps its log while it runs (renamed to --log-file only when esorex exits by itself).
+UNFINISHED_LOG_NAME = ".logfile"
 
 
 @dataclass(frozen=True)
@@ -130,13 +132,20 @@ class EsorexCall:
         return staging
 
     def log_tail(self, lines: int = 40) -> str:
-        """The last lines of the esorex log in the staging directory ('' if none was written)."""
+        """The last lines of the esorex log in the staging directory ('' if none was written).
+
+        esorex writes its log to ``.logfile`` and renames it to ``--log-file`` only when it exits by itself:
+        a recipe killed (time limit, out of memory, signal) leaves just ``.logfile``, which is then the log
+        (measured: muse_bias killed after 5 s). The kept failure directory holds it under the same name.
+        """
         if self.staging_dir is None:
             return ""
-        log = self.staging_dir / self.log_name
-        if not log.is_file():
-            return ""
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+        for name in (self.log_name, UNFINISHED_LOG_NAME):
+            log = self.staging_dir / name
+            if log.is_file():
+                text = "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+                return text if name == self.log_name else f"(esorex did not finish: its unfinished {name})\n{text}"
+        return ""
 
 
 def docker_run_argv(call: EsorexCall, image: str, catalog: RecipeCatalog, user: tuple[int, int],

@@ -35,9 +35,9 @@ from astropy.io import fits
 from astropy.table import MaskedColumn, Table
 
 from .fast_fits import live_ifus as fast_live_ifus
-from .headers import KEYWORDS, RAW_SUFFIXES, RawFrame, ScanResult, live_ifus
+from .headers import KEYWORDS, RAW_SUFFIXES, RawFrame, ScanResult, check_value_types, live_ifus
 
-SCHEMA_VERSION = 1  # bump when the row layout or the meaning of a stored value changes
+SCHEMA_VERSION = 2  # bump when the row layout or the meaning of a stored value changes
 FIELDS = [f.name for f in dataclasses.fields(RawFrame) if f.name not in ("path", "ifus")]
 _SQL_TYPES = {"float": "REAL", "int": "INTEGER", "str": "TEXT"}
 FIELD_TYPES = {f.name: str(f.type).split("|")[0].strip() for f in dataclasses.fields(RawFrame) if f.name in FIELDS}
@@ -159,6 +159,7 @@ def read_file(path: str, with_ifus: bool) -> dict[str, Any]:
     row: dict[str, Any] = {"error": None, "ifus": None, "ifus_error": None}
     try:
         values = parse_keywords(primary_header_bytes(path))
+        check_value_types(values)
         row.update({attr: _coerce(attr, value) for attr, value in values.items()})
     except Exception as exc:  # noqa: BLE001 - any failure is this file's reason, reported by name
         return {**row, "error": f"{exc.__class__.__name__}: {exc}"}
@@ -317,7 +318,7 @@ class HeaderIndex:
             if error is not None or (with_ifus and ifus_error is not None):
                 unreadable.append((path, error or ifus_error))
                 continue
-            frame = RawFrame(path, **dict(zip(FIELDS, values)))
+            frame = RawFrame(path, **dict(zip(FIELDS, values, strict=True)))
             if with_ifus and ifus:
                 frame.ifus = [int(ifu) for ifu in ifus.split(",")]
             frames.append(frame)

@@ -6,8 +6,9 @@ it is never silently skipped.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,9 +76,36 @@ class RawFrame:
     ifus: list[int] = field(default_factory=list)
 
     @classmethod
-    def from_header(cls, path: str, header: fits.Header) -> "RawFrame":
+    def from_header(cls, path: str, header: fits.Header) -> RawFrame:
         values: dict[str, Any] = {attr: header.get(key) for key, attr in KEYWORDS.items()}
+        check_value_types(values)
         return cls(path=path, **values)
+
+
+# RawFrame attributes the rules compute with (times, positions, counts): a header must give them as numbers.
+NUMERIC_FIELDS = {f.name for f in dataclasses.fields(RawFrame)
+                  if str(f.type).split("|")[0].strip() in ("float", "int")}
+_KEYWORD_OF = {attr: keyword.removeprefix("HIERARCH ") for keyword, attr in KEYWORDS.items()}
+
+
+class HeaderValueError(ValueError):
+    """A keyword the rules compute with holds text, a logical or a complex value instead of a number."""
+
+
+def check_value_types(values: Mapping[str, Any]) -> None:
+    """Refuse a file whose numeric keywords (MJD-OBS, EXPTIME, RA, ...) are not numbers, naming each one.
+
+    Such a frame cannot be ordered in time, grouped or matched to calibrations; taken as it is, it crashed the
+    planner deep inside the association rules without naming the file. The caller reports the file as
+    unreadable with this message (it is left out of the plan, which lists it).
+    """
+    bad = [f"{_KEYWORD_OF[attr]} = {value!r}" for attr, value in values.items()
+           if attr in NUMERIC_FIELDS and value is not None and not isinstance(value, fits.card.Undefined)
+           and (isinstance(value, bool) or not isinstance(value, (int, float)))]
+    if bad:
+        raise HeaderValueError(
+            f"not a number: {', '.join(bad)}; correct the header in a copy of the file (raw files are never "
+            "changed here) or move the file out of the raw directory")
 
 
 @dataclass

@@ -21,6 +21,7 @@ class adds what a reduction needs on top of it:
 """
 from __future__ import annotations
 
+import copy
 import os
 import shlex
 import threading
@@ -30,7 +31,6 @@ from typing import Any
 
 from airflow.providers.docker.operators.docker import DockerOperator
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
-from docker import APIClient
 from docker.errors import APIError as DockerAPIError
 from docker.types import Mount
 
@@ -88,18 +88,18 @@ class EsorexOperator(DockerOperator):
         self,
         *,
         recipe: str,
-        sof: Sequence[Any],
+        sof: Sequence[Any] | str,
         output_dir: str,
-        parameters: dict[str, Any] | None = None,
-        expected_products: Sequence[str] = (),
-        read_only_dirs: Sequence[str] = (),
-        omp_num_threads: int | None = None,
+        parameters: dict[str, Any] | str | None = None,
+        expected_products: Sequence[str] | str = (),
+        read_only_dirs: Sequence[str] | str = (),
+        omp_num_threads: int | str | None = None,
         image: str | None = None,
         log_tail_lines: int = 40,
         reuse: bool = True,
         run_recipe: bool = True,
         use_existing_sof: bool = False,
-        timeout_minutes: float | None = None,
+        timeout_minutes: float | str | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("auto_remove", "force")
@@ -123,7 +123,8 @@ class EsorexOperator(DockerOperator):
         self.use_existing_sof = use_existing_sof
         self.timeout_minutes = timeout_minutes
 
-    def execute(self, context: Any) -> ProductMap:
+    # The XCom is the product map {PRO.CATG: [paths]}, not DockerOperator's log lines.
+    def execute(self, context: Any) -> ProductMap:  # type: ignore[override]
         expected = _string_list(self.expected_products, "expected_products")
         read_only_dirs = _string_list(self.read_only_dirs, "read_only_dirs")
         if self.parameters is None:  # an emptied form field: no parameters
@@ -132,7 +133,7 @@ class EsorexOperator(DockerOperator):
             raise AirflowException(f"parameters must be a mapping of recipe parameters, got {self.parameters!r}")
         if not _flag(self.run_recipe):
             return self._hand_on_recorded()
-        docker_url = None if self.docker_url.startswith("unix://") else self.docker_url
+        docker_url = _engine_url(self.docker_url)
         try:
             sof = read_sof(f"{self.output_dir}/{self.recipe}.sof") if _flag(self.use_existing_sof) else self.sof
             call = build_call(self.recipe, sof, self.output_dir, self.parameters, read_only_dirs)
@@ -217,7 +218,9 @@ class EsorexOperator(DockerOperator):
     def _stop_container(self, expired: threading.Event) -> None:
         """Kill the recipe's container (watchdog thread): esorex then ends non-zero and execute() reports it.
 
-        A client of its own: the task's client is busy streaming the container's log in the main thread.
+        A client of its own (the task's client is busy streaming the container's log in the main thread), from a
+        copy of the operator's DockerHook, so ``docker_conn_id``, the TLS settings and the API version apply to
+        it as to the task's client.
         """
         expired.set()
         container = None
@@ -230,7 +233,9 @@ class EsorexOperator(DockerOperator):
             return
         self.log.error("%s still running after %s min: stopping its container", self.recipe, self.timeout_minutes)
         try:
-            APIClient(base_url=self.docker_url).kill(container["Id"])
+            hook = copy.copy(self.hook)  # the task's hook settings (connection, TLS, API version) ...
+            vars(hook).pop("api_client", None)  # ... without its cached client: this copy connects anew
+            hook.api_client.kill(container["Id"])
         except DockerAPIError as exc:  # it ended (and was removed) in the meantime
             self.log.info("container %s already gone: %s", container["Id"][:12], exc)
 
@@ -246,7 +251,8 @@ class EsorexOperator(DockerOperator):
 
     def _report_failure(self, headline: str, tail: str, kept: Any) -> None:
         self.log.error("%s", headline)
-        self.log.error("last %d lines of the esorex log (%s):\n%s", self.log_tail_lines, kept, tail or "(no log written)")
+        self.log.error("last %d lines of the esorex log (%s):\n%s", self.log_tail_lines, kept,
+                       tail or "(no log written)")
 
 
 def _timeout_seconds(minutes: Any) -> float | None:
@@ -267,6 +273,17 @@ def _flag(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in {"true", "1", "yes"}
     return bool(value)
+
+
+def _engine_url(docker_url: str | list[str] | None) -> str | None:
+    """The engine URL for the image and parameter look-ups (None: docker's own default, the local socket).
+
+    DockerOperator also accepts a list of URLs (tried in turn); the look-ups use the first.
+    """
+    url = docker_url[0] if isinstance(docker_url, list) and docker_url else docker_url
+    if not isinstance(url, str) or url.startswith("unix://"):
+        return None
+    return url
 
 
 def _string_list(value: Any, name: str) -> list[str]:
