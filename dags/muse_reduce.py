@@ -98,8 +98,6 @@ with DAG(
         assert params is not None
         try:
             request = RunRequest.from_params(params)
-            for line in [*request.config.notes, *(f"WARNING {w}" for w in request.config.warnings)]:
-                print(line)
             path, reduction = plan_run(request, run_id, default_index_path())
         except MuseAirflowError as exc:
             raise AirflowFailException(str(exc)) from None

@@ -78,6 +78,23 @@ def run_plan(capsys, *args: str) -> tuple[int, str]:
     return code, capsys.readouterr().out
 
 
+def test_config_notes_and_warnings_reach_the_plan_text_and_json(pool, tmp_path, capsys):
+    """What loading the config says (a renamed key; own-calibration settings that ESO masters make moot) is
+    printed by ``plan`` and listed in ``--json``: before, only the DAG's plan task printed it."""
+    config = tmp_path / "musereduce.json"
+    config.write_text(json.dumps({"global": {"using_ESO_calibration": True},  # MUSEreduce's spelling
+                                  "calibration": {"esorex_kwargs_bias": "--combine=median"}}))
+    _, text = run_plan(capsys, str(pool["raw"]), str(tmp_path / "out"), "--config", str(config))
+    notes = [line for line in text.splitlines() if line.startswith("config: ")]
+    warnings = [line for line in text.splitlines() if line.startswith("WARNING config: ")]
+    assert any("using_ESO_calibration" in line for line in notes), text[:3000]
+    assert any("calibration.esorex_kwargs_bias" in line for line in warnings), text[:3000]
+    _, as_json = run_plan(capsys, str(pool["raw"]), str(tmp_path / "out"), "--config", str(config), "--json")
+    plan = json.loads(as_json)
+    assert [f"config: {n}" for n in plan["config_notes"]] == notes
+    assert [f"WARNING config: {w}" for w in plan["config_warnings"]] == warnings
+
+
 def test_plan_of_a_two_night_pool_with_a_musereduce_config(pool, tmp_path, capsys):
     config = tmp_path / "musereduce.json"
     config.write_text(json.dumps({"global": {"using_ESO_calibration": False},

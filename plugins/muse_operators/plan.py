@@ -115,6 +115,10 @@ class ReductionPlan:
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     unclassified: list[tuple[str, str]] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)  # the settings it was planned with (clean-up reads them)
+    # What loading the config said (renamed keys, values normalised; legal but suspicious combinations):
+    # shown by describe(), so by `muse-airflow plan`, the DAG's plan task and in --json.
+    config_notes: list[str] = field(default_factory=list)
+    config_warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -155,6 +159,8 @@ class ReductionPlan:
 
     def describe(self) -> list[str]:
         lines = [f"raw: {self.raw_dir}", f"products: {self.output_dir}"]
+        lines += [f"config: {note}" for note in self.config_notes]
+        lines += [f"WARNING config: {warning}" for warning in self.config_warnings]
         lines += [f"  {line}" for line in self.report]
         for path, reason in self.unreadable:
             lines.append(f"UNREADABLE {path}: {reason}")

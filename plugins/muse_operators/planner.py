@@ -219,7 +219,10 @@ def plan_reduction(raw_dir: str | Path, output_dir: str | Path, config: Any = No
 
     cfg = load_config(config)
     raw = Path(raw_dir).absolute()
-    plan = ReductionPlan(str(raw), str(Path(output_dir).absolute()), config=dict(cfg))
+    # A Config passed in (the DAG's request) carries the notes of its own loading; re-loading it finds none.
+    notes = list(dict.fromkeys([*getattr(config, "notes", []), *cfg.notes]))
+    plan = ReductionPlan(str(raw), str(Path(output_dir).absolute()), config=dict(cfg), config_notes=notes,
+                         config_warnings=list(cfg.warnings))
     if frames is None:
         if index_path:
             from .header_index import HeaderIndex
