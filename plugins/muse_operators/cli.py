@@ -60,7 +60,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     night = write_night(Path(args.outdir), args.ifus, obs=args.obs, exposures=args.exposures, nights=args.nights,
                         seed=args.seed, ins_mode=args.mode, darks=args.darks, science=not args.calibrations_only,
                         illum=args.illum, extra_statics=args.extra_statics)
-    if args.associations and not args.calibrations_only:
+    if args.associations and night.manifest is not None and not args.calibrations_only:
         import json
 
         from .synthetic.archive import write_association_files
