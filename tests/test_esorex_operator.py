@@ -147,3 +147,40 @@ def test_a_recipe_running_past_its_timeout_is_stopped_and_fails_its_task(run_dag
     assert _fits_under(out) == [], "a stopped recipe publishes nothing"
     label = f"org.muse-airflow.recipe.output-dir={out}"
     assert docker.from_env().containers.list(all=True, filters={"label": label}) == [], "container left behind"
+
+
+def test_a_dead_attempts_container_and_staging_are_cleared_before_the_recipe_runs(
+        run_dag, bias_raw, tmp_path, esorex_image):
+    """A SIGKILLed worker leaves its recipe container running unowned and its staging directory behind.
+
+    Here the leftovers are made as such a death leaves them (a container labelled for the step's output
+    directory, still running; a ``.bias.staging-*`` directory with a partial FITS and a log). The next attempt
+    kills and removes the container before its own starts, turns the staging directory into ``.failed-*``
+    (log kept, FITS gone) and publishes a normal master bias.
+    """
+    out = tmp_path / "bias"
+    client = docker.from_env()
+    labels = {"org.muse-airflow.recipe": "muse_bias", "org.muse-airflow.recipe.output-dir": str(out)}
+    orphan = client.containers.run(esorex_image, ["600"], entrypoint=["sleep"], detach=True, network_mode="none",
+                                   labels=labels)
+    try:
+        stale = tmp_path / ".bias.staging-dead0001"
+        stale.mkdir()
+        (stale / "MASTER_BIAS-01.fits").write_bytes(b"partial")
+        (stale / ".logfile").write_text("muse_bias started\n")
+
+        result = run_dag("muse_recipe", _conf("muse_bias", [[str(p), "BIAS"] for p in bias_raw], out, {"nifu": 1},
+                                              ["MASTER_BIAS"]))
+        assert result.returncode == 0, result.stdout[-5000:]
+        assert f"removing container {orphan.id[:12]} (running) of an earlier attempt" in result.stdout
+        with pytest.raises(docker.errors.NotFound):
+            client.containers.get(orphan.id)
+        assert not stale.exists()
+        failed = tmp_path / ".bias.failed-dead0001"
+        assert sorted(p.name for p in failed.iterdir()) == [".logfile"], "log kept, partial FITS deleted"
+        assert fits.getval(out / "MASTER_BIAS-01.fits", "HIERARCH ESO PRO CATG") == "MASTER_BIAS"
+    finally:
+        try:
+            orphan.remove(force=True)
+        except docker.errors.NotFound:
+            pass

@@ -146,7 +146,40 @@ class EsorexOperator(DockerOperator):
         # Another run at the same step (OBs of one night sharing its calibrations) holds the lock until it
         # has published; this one then finds its record and reuses the products.
         with step_lock(call.output_dir):
+            self._clear_leftovers(call.output_dir)
             return self._reuse_or_run(context, call, catalog, print_, expected)
+
+    def _clear_leftovers(self, output_dir: Any) -> None:
+        """Remove what a dead earlier attempt at this step left: its container and its staging directory.
+
+        Runs under the step lock, which every attempt holds for its container's whole life and which a killed
+        worker releases: a container labelled for this output directory that exists now has lost its
+        owner (a SIGKILLed worker leaves its recipe running on, unowned, beside the re-run). It is killed
+        and removed. A ``.NAME.staging-*`` directory now belongs to nobody either: it becomes
+        ``.NAME.failed-*`` with its partial FITS deleted and its log kept, as after any failure.
+        """
+        client = self._new_client()
+        label = f"{CONTAINER_LABEL}.output-dir={output_dir}"
+        for container in client.containers(all=True, filters={"label": label}):
+            self.log.warning("removing container %s (%s) of an earlier attempt at %s whose worker is gone",
+                             container["Id"][:12], container.get("State", "?"), output_dir)
+            try:
+                client.remove_container(container["Id"], force=True)
+            except DockerAPIError as exc:  # it ended (and was auto-removed) in the meantime
+                self.log.info("container %s already gone: %s", container["Id"][:12], exc)
+        for staging in sorted(output_dir.parent.glob(f".{output_dir.name}.staging-*")):
+            kept = discard(staging)
+            self.log.warning("staging directory %s of an earlier attempt left behind: partial products deleted, "
+                             "log kept in %s", staging, kept)
+
+    def _new_client(self) -> Any:
+        """A Docker API client of its own, from a copy of the operator's DockerHook (connection, TLS, API version).
+
+        The task's own client may be busy streaming the container's log in another thread.
+        """
+        hook = copy.copy(self.hook)  # the task's hook settings ...
+        vars(hook).pop("api_client", None)  # ... without its cached client: this copy connects anew
+        return hook.api_client
 
     def _reuse_or_run(self, context: Any, call: Any, catalog: Any, print_: str, expected: list[str]) -> ProductMap:
         """Hand on an identical finished call's products, or run the recipe and publish (under the step lock)."""
@@ -218,9 +251,8 @@ class EsorexOperator(DockerOperator):
     def _stop_container(self, expired: threading.Event) -> None:
         """Kill the recipe's container (watchdog thread): esorex then ends non-zero and execute() reports it.
 
-        A client of its own (the task's client is busy streaming the container's log in the main thread), from a
-        copy of the operator's DockerHook, so ``docker_conn_id``, the TLS settings and the API version apply to
-        it as to the task's client.
+        A client of its own (:meth:`_new_client`): the task's client is busy streaming the container's log in
+        the main thread.
         """
         expired.set()
         container = None
@@ -233,9 +265,7 @@ class EsorexOperator(DockerOperator):
             return
         self.log.error("%s still running after %s min: stopping its container", self.recipe, self.timeout_minutes)
         try:
-            hook = copy.copy(self.hook)  # the task's hook settings (connection, TLS, API version) ...
-            vars(hook).pop("api_client", None)  # ... without its cached client: this copy connects anew
-            hook.api_client.kill(container["Id"])
+            self._new_client().kill(container["Id"])
         except DockerAPIError as exc:  # it ended (and was removed) in the meantime
             self.log.info("container %s already gone: %s", container["Id"][:12], exc)
 
