@@ -80,10 +80,33 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def plan_directory_problems(rawdir: str, outdir: str) -> list[str]:
+    """What is wrong with ``plan``'s two directories (relative paths are taken from the current directory)."""
+    if not rawdir.strip():
+        return ["RAWDIR is empty: give the directory that holds the raw MUSE files (an empty argument would "
+                "scan the current directory)"]
+    raw, out = Path(rawdir).absolute(), Path(outdir).absolute()
+    problems = []
+    if not raw.is_dir():
+        problems.append(f"RAWDIR {raw} does not exist or is not a directory")
+    if out.exists() and not out.is_dir():
+        problems.append(f"OUTDIR {out} exists and is not a directory: give a directory for the products")
+    elif raw.is_dir() and out.resolve().is_relative_to(raw.resolve()):
+        problems.append(f"OUTDIR {out} is inside RAWDIR {raw}: raw data is never written; put the products "
+                        "elsewhere")
+    return problems
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from .planner import plan_reduction
 
-    plan = plan_reduction(args.rawdir, args.outdir or "reduced", args.config, args.ifus, index_path=args.index)
+    outdir = args.outdir or "reduced"
+    problems = plan_directory_problems(args.rawdir, outdir)
+    if problems:
+        for problem in problems:
+            print(f"muse-airflow plan: {problem}", file=sys.stderr)
+        return 2
+    plan = plan_reduction(args.rawdir, outdir, args.config, args.ifus, index_path=args.index)
     if args.json:
         print(plan.to_json())
         return 1 if plan.errors else 0

@@ -215,7 +215,7 @@ def plan_reduction(raw_dir: str | Path, output_dir: str | Path, config: Any = No
     from .associate.rules import calibration_sets
     from .classify import classify
     from .config import load_config
-    from .headers import scan
+    from .headers import RAW_SUFFIXES, scan
 
     cfg = load_config(config)
     raw = Path(raw_dir).absolute()
@@ -232,6 +232,9 @@ def plan_reduction(raw_dir: str | Path, output_dir: str | Path, config: Any = No
         else:
             result = scan(raw, with_ifus=True)
         frames, plan.unreadable = result.frames, result.unreadable
+        if not frames and not plan.unreadable:
+            plan.errors.append(f"no raw MUSE files ({', '.join('*' + s for s in RAW_SUFFIXES)}) under {raw}: "
+                               "check the directory (sub-directories are searched too)")
     for frame in frames:
         tag = classify(frame)
         if tag.tag is None:
