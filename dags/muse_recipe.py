@@ -8,6 +8,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG, Param
 
+from muse_operators.failures import recipe_retry_settings
 from muse_operators.operators.esorex import EsorexOperator
 
 with DAG(
@@ -45,6 +46,7 @@ with DAG(
         output_dir="{{ params.output_dir }}",
         omp_num_threads="{{ params.omp_num_threads }}",
         timeout_minutes="{{ params.timeout_minutes }}",
+        **recipe_retry_settings(),  # infrastructure faults only: data errors fail at once
     )
 
 if __name__ == "__main__":

@@ -26,8 +26,12 @@ from airflow.sdk import DAG, Param, task
 from airflow.sdk import TriggerRule
 
 from muse_operators.config.form import form_fields
+from muse_operators.failures import recipe_retry_settings
 from muse_operators.operators.esorex import EsorexOperator
 from muse_operators.plan import PYTHON_STAGES, STAGES
+
+# Infrastructure faults (daemon, killed container) are retried, data errors never (muse_operators.failures).
+RECIPE_RETRIES = recipe_retry_settings()
 
 # The trigger form: every config key of config/schema.json as a field, grouped by section (package files,
 # not data: reading them at parse time costs milliseconds).
@@ -199,7 +203,7 @@ with DAG(
         if stage in PYTHON_STAGES:
             outputs = python_step.override(task_id=stage).expand_kwargs(kwargs)
         else:
-            outputs = EsorexOperator.partial(task_id=stage).expand_kwargs(kwargs).output
+            outputs = EsorexOperator.partial(task_id=stage, **RECIPE_RETRIES).expand_kwargs(kwargs).output
         earlier.append(outputs)
     verify(plan_path, *earlier) >> cleanup(plan_path, *earlier)
 

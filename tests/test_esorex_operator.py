@@ -6,6 +6,9 @@ and a mistyped parameter that is rejected before any container starts.
 """
 from __future__ import annotations
 
+import json
+import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -14,6 +17,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from muse_operators.cli import airflow_command
 from muse_operators.synthetic.detector import PORT_POSITIONS, overscan_levels, quadrant_regions, trim
 from muse_operators.synthetic.raw_frames import bias_structure
 
@@ -99,9 +103,11 @@ def test_failed_recipe_fails_the_task_with_the_esorex_log_and_leaves_no_product(
     assert f"{recipe} failed" in result.stdout
     assert esorex_error in result.stdout, "the esorex error line must be in the task log"
     assert "[ ERROR ]" in result.stdout
+    assert "data error: esorex ended with exit 255 and logged its error" in result.stdout  # esorex exits 255
+    assert "not retried (the same input fails again)" in result.stdout
     assert _fits_under(out) == [], "a failed run must not leave products in the product directory"
     failed = list(tmp_path.glob(".product.failed-*"))
-    assert len(failed) == 1 and (failed[0] / f"{recipe}.log").is_file()
+    assert len(failed) == 1 and (failed[0] / f"{recipe}.log").is_file(), "one attempt only: no retry"
     assert _fits_under(failed[0]) == [], "partial products are deleted"
     assert checksums(bias_raw) == before
 
@@ -184,3 +190,38 @@ def test_a_dead_attempts_container_and_staging_are_cleared_before_the_recipe_run
             orphan.remove(force=True)
         except docker.errors.NotFound:
             pass
+
+
+def test_a_container_killed_from_outside_is_retried_and_the_retry_publishes(airflow_env, bias_raw, tmp_path):
+    """An infrastructure fault (the recipe's container killed by someone else, not by its time limit) is
+    retried by Airflow, and the retry publishes the product; a data error is not (test above)."""
+    out = tmp_path / "bias"
+    conf = _conf("muse_bias", [[str(p), "BIAS"] for p in bias_raw], out, {"nifu": 1}, ["MASTER_BIAS"])
+    env = {**airflow_env, "MUSE_RECIPE_RETRIES": "1", "MUSE_RECIPE_RETRY_DELAY_S": "1"}
+    label = f"org.muse-airflow.recipe.output-dir={out}"
+    killed: list[str] = []
+
+    def kill_the_first_container() -> None:
+        client = docker.from_env()
+        deadline = time.monotonic() + 300
+        while not killed and time.monotonic() < deadline:
+            for container in client.containers.list(filters={"label": label, "status": "running"}):
+                time.sleep(2)  # esorex is working by now
+                container.kill()
+                killed.append(container.id)
+                return
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=kill_the_first_container, daemon=True)
+    killer.start()
+    since = int(time.time()) - 1
+    result = subprocess.run([*airflow_command(), "dags", "test", "muse_recipe", "-c", json.dumps(conf)],
+                            env=env, capture_output=True, text=True, timeout=900)
+    killer.join(timeout=5)
+
+    assert killed, "the recipe's container never ran"
+    assert "infrastructure fault: container killed by SIGKILL (exit 137)" in result.stdout, result.stdout[-5000:]
+    assert result.returncode == 0 and "state=success" in result.stdout, result.stdout[-5000:]
+    assert len(_containers_created_for(out, since)) == 2, "one attempt killed, one retry"
+    assert fits.getval(out / "MASTER_BIAS-01.fits", "HIERARCH ESO PRO CATG") == "MASTER_BIAS"
+    assert len(list(tmp_path.glob(".bias.failed-*"))) == 1, "the killed attempt's log is kept"

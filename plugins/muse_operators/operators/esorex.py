@@ -30,11 +30,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow.providers.docker.operators.docker import DockerOperator
-from airflow.sdk.exceptions import AirflowException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 from docker.errors import APIError as DockerAPIError
 from docker.types import Mount
 
 from ..errors import MuseAirflowError
+from ..failures import classify_failure, esorex_logged_an_error
 from ..esorex_call import build_call, container_user
 from ..esorex_image import configured_image, inspect_image, recipe_catalog
 from ..products import ProductMap, categorise, check_expected, discard, listed_products
@@ -130,7 +131,7 @@ class EsorexOperator(DockerOperator):
         if self.parameters is None:  # an emptied form field: no parameters
             self.parameters = {}
         if not isinstance(self.parameters, dict):
-            raise AirflowException(f"parameters must be a mapping of recipe parameters, got {self.parameters!r}")
+            raise AirflowFailException(f"parameters must be a mapping of recipe parameters, got {self.parameters!r}")
         if not _flag(self.run_recipe):
             return self._hand_on_recorded()
         docker_url = _engine_url(self.docker_url)
@@ -142,7 +143,7 @@ class EsorexOperator(DockerOperator):
             print_ = fingerprint(self.recipe, [[e.path, e.tag] for e in call.sof], self.parameters,
                                  inspect_image(self.image, docker_url)["Id"])
         except MuseAirflowError as exc:
-            raise AirflowException(str(exc)) from None
+            raise AirflowFailException(str(exc)) from None
         # Another run at the same step (OBs of one night sharing its calibrations) holds the lock until it
         # has published; this one then finds its record and reuses the products.
         with step_lock(call.output_dir):
@@ -198,11 +199,11 @@ class EsorexOperator(DockerOperator):
             call.check_readable(user)
             staging = call.prepare_staging(user)  # writes the SOF
         except MuseAirflowError as exc:
-            raise AirflowException(str(exc)) from None
+            raise AirflowFailException(str(exc)) from None
 
         threads = self.omp_num_threads or default_omp_threads()
         if not str(threads).isdigit() or int(threads) < 1:
-            raise AirflowException(f"omp_num_threads must be a positive integer, got {threads!r}")
+            raise AirflowFailException(f"omp_num_threads must be a positive integer, got {threads!r}")
         timeout = _timeout_seconds(self.timeout_minutes)
         self.entrypoint = argv[:1]
         self.command = argv[1:]
@@ -226,8 +227,14 @@ class EsorexOperator(DockerOperator):
             kept = discard(staging)
             reason = (f"stopped after {self.timeout_minutes} min (global.recipe_timeout_minutes; raise it if the "
                       "recipe needs longer)" if expired.is_set() else f"{exc.__class__.__name__}: {exc}")
-            self._report_failure(f"{self.recipe} failed ({reason})", tail, kept)
-            raise AirflowException(f"{self.recipe} failed ({reason}); esorex log kept in {kept}\n{tail}") from None
+            failure = classify_failure(exc.__class__.__name__, str(exc), timed_out=expired.is_set(),
+                                       esorex_error_logged=esorex_logged_an_error(tail))
+            verdict = (f"{failure.kind} fault: {failure.reason}; Airflow retries it if the task has retries left"
+                       if failure.retry else f"{failure.kind} error: {failure.reason}; not retried (the same "
+                       "input fails again)")
+            self._report_failure(f"{self.recipe} failed ({reason}); {verdict}", tail, kept)
+            error = AirflowException if failure.retry else AirflowFailException
+            raise error(f"{self.recipe} failed ({reason}); {verdict}; esorex log kept in {kept}\n{tail}") from None
         except BaseException:
             discard(staging)  # killed or timed out: nothing half-written may remain in place
             raise
@@ -242,7 +249,7 @@ class EsorexOperator(DockerOperator):
             tail = call.log_tail(self.log_tail_lines)
             kept = discard(staging)
             self._report_failure(str(exc), tail, kept)
-            raise AirflowException(f"{exc}; esorex log kept in {kept}\n{tail}") from None
+            raise AirflowFailException(f"{exc}; esorex log kept in {kept}\n{tail}") from None
         products = publish_recorded(staging, call.output_dir, found, print_, self.recipe)
         for category, paths in sorted(products.items()):
             self.log.info("%s: %s", category, ", ".join(paths))
@@ -294,7 +301,7 @@ def _timeout_seconds(minutes: Any) -> float | None:
     except (TypeError, ValueError):
         seconds = 0.0
     if not seconds > 0:
-        raise AirflowException(f"timeout_minutes must be a positive number of minutes, got {minutes!r}")
+        raise AirflowFailException(f"timeout_minutes must be a positive number of minutes, got {minutes!r}")
     return seconds
 
 
@@ -321,5 +328,5 @@ def _string_list(value: Any, name: str) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str) or not all(isinstance(item, str) for item in value):
-        raise AirflowException(f"{name} must be a list of strings, got {value!r}")
+        raise AirflowFailException(f"{name} must be a list of strings, got {value!r}")
     return list(value)
